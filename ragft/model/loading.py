@@ -1,0 +1,46 @@
+"""Load a generator saved by the base_model stage (and optionally a LoRA adapter from finetune).
+
+Weights load as safetensors only, and remote code never runs unless the config says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ragft.io import DataError, read_json
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, *, device: str = "auto"):
+    """Return ``(model, tokenizer, manifest)`` ready for batched generation (left padding, eval mode)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base_dir = Path(base_dir)
+    if not (base_dir / "config.json").exists():
+        raise DataError(f"{base_dir}: no model here (config.json missing). Run `dvc repro base_model`.")
+    manifest = read_json(base_dir / "manifest.json") if (base_dir / "manifest.json").exists() else {}
+    trust = bool(manifest.get("trust_remote_code", False))
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=trust)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True, trust_remote_code=trust)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        adapter_dir = Path(adapter_dir)
+        if not (adapter_dir / "adapter_config.json").exists():
+            raise DataError(f"{adapter_dir}: no LoRA adapter here (adapter_config.json missing). Run `dvc repro finetune`.")
+        model = PeftModel.from_pretrained(model, adapter_dir)
+    model.to(resolve_device(device)).eval()
+    return model, tokenizer, manifest

@@ -1,0 +1,66 @@
+"""Every artifact path of the pipeline, in one place. dvc.yaml names the same paths; a test checks
+that the two agree. Paths are relative to the repository root (stages run from there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PARAMS = Path("params.yaml")
+CONF_DIR = Path("conf")
+
+PREPARED = Path("data/prepared")                  # prepare → documents/qa splits
+DOCUMENTS = PREPARED / "documents.jsonl"
+PARAPHRASES = PREPARED / "paraphrases.jsonl"      # extra renderings of documents (augmentation)
+QA_TRAIN = PREPARED / "qa_train.jsonl"
+QA_EVAL = PREPARED / "qa_eval.jsonl"
+
+CHUNKS = Path("data/chunks")                      # chunk
+CHUNKS_FILE = CHUNKS / "chunks.jsonl"
+
+EMBEDDINGS = Path("data/embeddings")              # embed
+VECTORS = EMBEDDINGS / "vectors.npy"
+VECTOR_IDS = EMBEDDINGS / "ids.json"
+
+INDEX = Path("data/index")                        # index
+INDEX_FILE = INDEX / "index.faiss"
+INDEX_MANIFEST = INDEX / "manifest.json"
+
+RETRIEVAL = Path("data/retrieval")                # retrieve: ranked chunks per eval question
+RANKED = RETRIEVAL / "ranked.jsonl"
+
+CONTEXTS = Path("data/contexts")                  # contexts: what each context arm puts in the prompt
+
+
+def context_file(kind: str) -> Path:
+    return CONTEXTS / f"{kind}.jsonl"
+
+
+MODELS = Path("models")
+BASE_MODEL = MODELS / "base"                      # base_model
+FINETUNED = MODELS / "finetuned"                  # finetune (adapter on top of BASE_MODEL)
+
+PREDICTIONS = Path("data/predictions")            # infer@<model>-<context>
+
+
+def predictions_dir(model: str, context: str) -> Path:
+    return PREDICTIONS / f"{model}-{context}"
+
+
+METRICS = Path("metrics")                         # DVC metrics (small, committed via dvc.lock)
+RETRIEVAL_METRICS = METRICS / "retrieval.json"
+INDEX_METRICS = METRICS / "index.json"
+FINETUNE_METRICS = METRICS / "finetune.json"
+EVAL_METRICS = METRICS / "metrics.json"
+
+PLOTS = Path("plots")
+RECALL_AT_K_PLOT = PLOTS / "recall_at_k.csv"
+TRAIN_CURVE_PLOT = PLOTS / "finetune_loss.csv"
+METRIC_BY_ARM_PLOT = PLOTS / "metric_by_arm.csv"
+
+REPORTS = Path("reports")
+COMPARISON_REPORT = REPORTS / "comparison.md"
+PER_QUESTION = REPORTS / "per_question.csv"
+
+RUN_RECORD = "run.json"   # written inside every output directory: the MLflow run that produced it
