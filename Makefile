@@ -16,6 +16,8 @@ TORCH_SPEC  ?= torch==2.13.0
 CONSTRAINTS ?= $(CURDIR)/constraints.txt
 export PIP_CONSTRAINT := $(CONSTRAINTS)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Stage commands in dvc.yaml say `python`: make it the venv's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup params demo test test-fast repro clean-runs mlflow-ui
 

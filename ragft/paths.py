@@ -1,11 +1,10 @@
 """Every artifact path of the pipeline, in one place. dvc.yaml names the same paths; a test checks
-that the two agree. Paths are relative to the repository root (stages run from there)."""
+that the two agree. Paths are relative to the repository root: stages run from there (DVC runs them
+there, and the stage wrapper changes into the root of the checkout its script belongs to)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 PARAMS = Path("params.yaml")
 CONF_DIR = Path("conf")

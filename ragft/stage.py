@@ -14,6 +14,7 @@ import os
 import random
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ragft import paths
@@ -74,14 +75,17 @@ def stage(name: str, inputs: Callable[[Any], list[str]] | list[str] | None = Non
             import hydra
             from omegaconf import OmegaConf
 
-            sys.argv[1:1] = [a for a in HYDRA_QUIET if a.split("=")[0] not in " ".join(sys.argv[1:])]
+            # The checkout this script belongs to (a DVC experiment runs in a temp copy of the repo).
+            root = Path(sys.argv[0]).resolve().parent.parent
+            given = {a.split("=")[0] for a in sys.argv[1:]}
+            sys.argv[1:1] = [a for a in HYDRA_QUIET if a.split("=")[0] not in given]
 
-            @hydra.main(version_base=None, config_path=str(paths.ROOT), config_name="params")
+            @hydra.main(version_base=None, config_path=str(root), config_name="params")
             def _run(raw: Any) -> None:
                 setup_logging()
-                os.chdir(paths.ROOT)  # artifact paths are relative to the repo root
+                os.chdir(root)  # artifact paths are relative to the repo root
                 try:
-                    check_params_fresh(paths.ROOT)
+                    check_params_fresh(root)
                     cfg = validate(raw, source=str(paths.PARAMS))
                 except ConfigError as err:
                     log.error("%s", err)

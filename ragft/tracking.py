@@ -43,7 +43,7 @@ class TrackingError(RuntimeError):
 
 def repo_root() -> Path:
     """The real repository root: DVC_ROOT inside DVC (also in queued temp copies), else this checkout."""
-    return Path(os.environ.get("DVC_ROOT") or paths.ROOT).resolve()
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
 
 
 def tracking_uri() -> str:
@@ -80,7 +80,7 @@ def params_hash(cfg: Mapping[str, Any]) -> str:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -125,7 +125,11 @@ def ensure_experiment(name: str) -> str:
     with _store_lock():
         client = MlflowClient(uri)
         exp = client.get_experiment_by_name(name)
-        return exp.experiment_id if exp else client.create_experiment(name)
+        if exp:
+            return exp.experiment_id
+        # With a local store, artifacts go beside it at the real root (not into a DVC temp copy's cwd).
+        location = (repo_root() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
+        return client.create_experiment(name, artifact_location=location)
 
 
 def experiment_key(cfg: Mapping[str, Any]) -> tuple[str, str]:
@@ -151,7 +155,9 @@ def parent_run(client: Any, experiment_id: str, cfg: Mapping[str, Any]) -> str:
     key, display = experiment_key(cfg)
     with _store_lock():
         found = client.search_runs(
-            [experiment_id], filter_string=f"tags.`ragft.experiment_key` = '{key}'", max_results=1
+            [experiment_id],
+            filter_string=f"tags.`ragft.experiment_key` = '{key}' and tags.`ragft.kind` = 'experiment'",
+            max_results=1,
         )
         if found:
             return found[0].info.run_id
