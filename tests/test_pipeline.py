@@ -1,0 +1,139 @@
+"""End to end: the real `dvc repro` of the tiny experiment in a temp copy of the repo, and the rerun rules.
+
+One module-scoped repro (~minutes) backs every test here; each rerun test resets the copy afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import yaml
+
+from ragft import paths
+from tests.pipeline_repo import PipelineRepo, stage_names
+
+pytestmark = pytest.mark.slow
+
+ARMS = {f"infer@{m}-{c}" for m in ("base", "finetuned") for c in ("none", "retrieved")}
+RETRIEVED_ARMS = {a for a in ARMS if a.endswith("retrieved")}
+FINETUNED_ARMS = {a for a in ARMS if "finetuned" in a}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = PipelineRepo.create(tmp_path_factory.mktemp("pipeline"))
+    out = repo.dvc("repro")
+    repo.commit("tiny experiment reproduced")
+    repo.first_output = out.stdout
+    return repo
+
+
+def declared_outputs(repo: PipelineRepo) -> list[str]:
+    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())
+    return sorted({o["path"] for stage in lock["stages"].values() for o in stage.get("outs", [])})
+
+
+def test_repro_runs_every_stage(repo):
+    assert repo.ran(repo.first_output) == stage_names(repo)
+
+
+def test_every_declared_output_exists(repo):
+    outs = declared_outputs(repo)
+    assert {"data/prepared", "data/chunks", "data/embeddings", "data/index", "models/base", "models/finetuned"} <= set(outs)
+    for out in outs:
+        assert (repo.root / out).exists(), out
+        if (repo.root / out).is_dir():
+            record = json.loads((repo.root / out / paths.RUN_RECORD).read_text())
+            assert record["run_id"], out
+
+
+def test_metrics_have_every_arm(repo):
+    metrics = json.loads((repo.root / paths.EVAL_METRICS).read_text())
+    assert {f"{m}-{c}" for m in ("base", "finetuned") for c in ("none", "retrieved")} <= set(metrics)
+    for arm in metrics.values():
+        assert 0.0 <= arm["exact_match"] <= 1.0
+    retrieval = json.loads((repo.root / paths.RETRIEVAL_METRICS).read_text())
+    assert 0.0 <= retrieval["recall@1"] <= retrieval["recall@10"] <= 1.0
+    assert (repo.root / paths.COMPARISON_REPORT).read_text().strip()
+
+
+def test_mlflow_holds_a_run_for_every_stage(repo):
+    db = repo.root / "mlflow.db"
+    assert db.exists(), "the default store is a SQLite file at the repo root"
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "select t.value, r.status from runs r join tags t on t.run_uuid = r.run_uuid where t.key = 'ragft.stage'"
+        ).fetchall()
+        parents = con.execute("select count(*) from tags where key = 'ragft.kind' and value = 'experiment'").fetchone()[0]
+    stages = {s for s, status in rows if status == "FINISHED"}
+    assert stage_names(repo) - {"check_params"} <= stages
+    assert parents == 1
+
+
+def test_nothing_changed_runs_nothing(repo):
+    out = repo.dvc("repro").stdout
+    assert repo.ran(out) == set()
+    assert repo.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
+
+
+def exp_run(repo: PipelineRepo, *overrides: str) -> set[str]:
+    try:
+        args = [a for o in overrides for a in ("-S", o)]
+        return repo.ran(repo.dvc("exp", "run", *args).stdout)
+    finally:
+        repo.reset()
+
+
+UPSTREAM_OF_MODEL = {"prepare", "chunk", "embed", "index", "retrieve", "contexts"}
+
+
+def test_chunking_change_reaches_chunk_and_reruns_retrieval_not_prepare(repo):
+    args = ["-S", "chunking.size=48", "-S", "chunking.overlap=8"]
+    out = repo.dvc("exp", "run", *args).stdout
+    manifest = json.loads((repo.root / "data/chunks/manifest.json").read_text())
+    repo.reset()
+    ran = repo.ran(out)
+    assert {"chunk", "embed", "index", "retrieve"} <= ran
+    assert not ran & {"prepare", "base_model", "finetune"}
+    assert json.dumps(manifest).count("48"), "the -S override must reach the chunk stage"
+
+
+def test_embedder_group_switch_reaches_embed_stage(repo):
+    out = repo.dvc("exp", "run", "-S", "embedder=minilm_cls").stdout
+    manifest = json.loads((repo.root / "data/embeddings/manifest.json").read_text())
+    repo.reset()
+    assert "embed" in repo.ran(out)
+    assert manifest["pooling"] == "cls"
+
+
+def test_index_change_reruns_index_not_chunk_or_embed(repo):
+    ran = exp_run(repo, "index=hnsw")
+    assert {"index", "retrieve"} <= ran
+    assert not ran & {"prepare", "chunk", "embed", "base_model", "finetune"}
+
+
+def test_top_k_change_reruns_only_retrieved_arms_and_evaluate(repo):
+    ran = exp_run(repo, "retrieval.top_k=1")
+    assert RETRIEVED_ARMS | {"evaluate"} <= ran
+    assert not ran & (ARMS - RETRIEVED_ARMS)
+    assert not ran & {"prepare", "chunk", "embed", "index", "retrieve", "base_model", "finetune"}
+
+
+def test_finetune_change_reruns_finetuned_arms_not_base_arms(repo):
+    ran = exp_run(repo, "finetune.lr=0.003")
+    assert {"finetune", "evaluate"} | FINETUNED_ARMS <= ran
+    assert not ran & (ARMS - FINETUNED_ARMS)
+    assert not ran & UPSTREAM_OF_MODEL
+
+
+def test_model_change_reruns_base_model_and_users_not_retrieval(repo):
+    ran = exp_run(repo, "model.scratch.steps=20")
+    assert {"base_model", "finetune", "evaluate"} | ARMS <= ran
+    assert not ran & UPSTREAM_OF_MODEL
+
+
+def test_dataset_change_reruns_everything_downstream_of_prepare(repo):
+    ran = exp_run(repo, "dataset.n_people=12")
+    assert {"prepare", "chunk", "embed", "index", "retrieve", "contexts", "base_model", "finetune", "evaluate"} | ARMS <= ran
