@@ -14,17 +14,23 @@ DOCUMENTS = PREPARED / "documents.jsonl"
 PARAPHRASES = PREPARED / "paraphrases.jsonl"      # extra renderings of documents (augmentation)
 QA_TRAIN = PREPARED / "qa_train.jsonl"
 QA_EVAL = PREPARED / "qa_eval.jsonl"
+PREPARED_MANIFEST = PREPARED / "manifest.json"    # counts, split, sha256 of each file
 
 CHUNKS = Path("data/chunks")                      # chunk
 CHUNKS_FILE = CHUNKS / "chunks.jsonl"
+CHUNKS_MANIFEST = CHUNKS / "manifest.json"
 
 EMBEDDINGS = Path("data/embeddings")              # embed
 VECTORS = EMBEDDINGS / "vectors.npy"
 VECTOR_IDS = EMBEDDINGS / "ids.json"
+QUESTION_VECTORS = EMBEDDINGS / "questions.npy"   # the eval questions, same encoder
+QUESTION_IDS = EMBEDDINGS / "question_ids.json"
+EMBEDDINGS_MANIFEST = EMBEDDINGS / "manifest.json"
 
 INDEX = Path("data/index")                        # index
 INDEX_FILE = INDEX / "index.faiss"
 INDEX_MANIFEST = INDEX / "manifest.json"
+INDEX_IDS = INDEX / "ids.json"                    # chunk id of each index row
 
 RETRIEVAL = Path("data/retrieval")                # retrieve: ranked chunks per eval question
 RANKED = RETRIEVAL / "ranked.jsonl"
@@ -45,6 +51,11 @@ PREDICTIONS = Path("data/predictions")            # infer@<model>-<context>
 
 def predictions_dir(model: str, context: str) -> Path:
     return PREDICTIONS / f"{model}-{context}"
+
+
+PREDICTIONS_FILE = "predictions.jsonl"            # inside predictions_dir: deterministic answers
+ARM_INFO = "arm.json"                             # inside predictions_dir: the arm, its model manifest, decoding
+TIMINGS = "timings.json"                          # inside predictions_dir: wall-clock numbers (vary run to run)
 
 
 METRICS = Path("metrics")                         # DVC metrics (small, committed via dvc.lock)

@@ -103,7 +103,10 @@ def _check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 @contextlib.contextmanager
 def _store_lock() -> Iterator[None]:
-    lock_path = repo_root() / ".mlflow.lock"
+    uri = tracking_uri()
+    # Beside a SQLite store (so every process using that file shares the lock), else at the repo root.
+    lock_dir = Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///") else repo_root()
+    lock_path = lock_dir / ".mlflow.lock"
     with open(lock_path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:

@@ -1,0 +1,79 @@
+"""The data layer: load a corpus (synthbio | local | hf), check it, split its questions by document,
+and write the prepare stage's files.
+
+Formats written into the prepare directory (JSON lines, keys sorted, rows sorted):
+- documents.jsonl    {"doc_id", "title", "text"}                         sorted by doc_id
+- paraphrases.jsonl  {"doc_id", "paraphrase": i, "text"}                  synthbio only, else empty
+- qa_train.jsonl     {"qid", "question", "answer", "doc_ids", "attribute"} questions about train documents
+- qa_eval.jsonl      the same, about eval documents (disjoint from train by document)
+- manifest.json      source, name, counts, eval doc ids, sha256 of each file (no timestamps)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from ragft import paths
+from ragft.data.sources import LOADERS, Corpus
+from ragft.data.split import check_disjoint, split_by_document
+from ragft.io import write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Corpus", "load_corpus", "prepare"]
+
+
+def load_corpus(ds: Any) -> Corpus:
+    """Load and check the corpus that ``ds`` (the `dataset` config group) describes."""
+    corpus = LOADERS[ds.source](ds)
+    if ds.paraphrases and not corpus.paraphrases:
+        log.warning(
+            "dataset.paraphrases=%d is ignored: source %r has no paraphrase generator", ds.paraphrases, ds.source
+        )
+    return corpus
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def prepare(ds: Any, out_dir: str | Path) -> dict:
+    """Load, check and split the corpus, write the prepare files into ``out_dir``; return the manifest.
+
+    Everything is read and checked before the first file is written.
+    """
+    out_dir = Path(out_dir)
+    corpus = load_corpus(ds)
+    origin = ds.qa_file if ds.source == "local" else f"dataset {ds.name!r}"
+    train, evaluation, eval_docs = split_by_document(corpus.qa, ds.eval_fraction, ds.seed, origin)
+    names = {k: getattr(paths, k).name for k in ("DOCUMENTS", "PARAPHRASES", "QA_TRAIN", "QA_EVAL")}
+    check_disjoint(train, evaluation, names["QA_TRAIN"], names["QA_EVAL"])
+
+    paraphrases = sorted(corpus.paraphrases, key=lambda r: (r["doc_id"], r["paraphrase"]))
+    write_jsonl(out_dir / names["DOCUMENTS"], corpus.documents)
+    write_jsonl(out_dir / names["PARAPHRASES"], paraphrases)
+    write_jsonl(out_dir / names["QA_TRAIN"], train)
+    write_jsonl(out_dir / names["QA_EVAL"], evaluation)
+
+    qa_docs = {d for row in corpus.qa for d in row["doc_ids"]}
+    manifest = {
+        "source": ds.source,
+        "name": ds.name,
+        "counts": {
+            "documents": len(corpus.documents),
+            "paraphrases": len(paraphrases),
+            "questions": len(corpus.qa),
+            "qa_train": len(train),
+            "qa_eval": len(evaluation),
+            "train_documents": len(qa_docs) - len(eval_docs),
+            "eval_documents": len(eval_docs),
+        },
+        "eval_doc_ids": eval_docs,
+        "sha256": {name: _sha256(out_dir / name) for name in sorted(names.values())},
+    }
+    write_json(out_dir / paths.PREPARED_MANIFEST.name, manifest)
+    log.info("prepared %s: %s", ds.name, manifest["counts"])
+    return manifest
