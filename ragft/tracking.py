@@ -75,7 +75,10 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def params_hash(cfg: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
+    """Hash of the experiment's params. `arm` is left out: it selects one infer@ stage's arm on the
+    command line, it is not part of the experiment (every arm must land under the same parent)."""
+    tracked = {k: v for k, v in cfg.items() if k != "arm"}
+    return hashlib.sha256(json.dumps(tracked, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def git_commit() -> str:

@@ -114,3 +114,13 @@ def test_racing_creators_share_one_fresh_store(tmp_path, monkeypatch):
     ids = {queue.get(timeout=5) for _ in procs}
     assert len(ids) == 1
     assert MlflowClient(uri).get_experiment(ids.pop()).name == "race"
+
+
+def test_every_infer_arm_lands_under_the_same_parent(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    parents = set()
+    for arm in ({"model": "base", "context": "none"}, {"model": "finetuned", "context": "retrieved"}):
+        with tracking.stage_run("infer", CFG | {"arm": arm}) as run:
+            parents.add(run.parent_id)
+    assert len(parents) == 1
