@@ -62,6 +62,7 @@ METRICS = Path("metrics")                         # DVC metrics (small, committe
 RETRIEVAL_METRICS = METRICS / "retrieval.json"
 INDEX_METRICS = METRICS / "index.json"
 FINETUNE_METRICS = METRICS / "finetune.json"
+BASE_MODEL_METRICS = METRICS / "base_model.json"  # base_model: size, training time and loss, sanity probe
 EVAL_METRICS = METRICS / "metrics.json"
 
 PLOTS = Path("plots")

@@ -74,6 +74,11 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def metric_name(name: str) -> str:
+    """MLflow refuses '@' in metric names: recall@5 is logged as recall_at_5 (DVC files keep recall@5)."""
+    return name.replace("@", "_at_")
+
+
 def params_hash(cfg: Mapping[str, Any]) -> str:
     """Hash of the experiment's params. `arm` is left out: it selects one infer@ stage's arm on the
     command line, it is not part of the experiment (every arm must land under the same parent)."""
@@ -190,7 +195,9 @@ class StageRun:
         if self.active:
             import mlflow
 
-            clean = {k: float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and v == v}
+            clean = {
+                metric_name(k): float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and v == v
+            }
             mlflow.log_metrics(clean, step=step)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -248,7 +255,9 @@ class StageRun:
 
         now = int(time.time() * 1000)
         new_params = [Param(k, str(v)[:6000]) for k, v in flat.items() if k not in existing]
-        clean = {k: float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and v == v}
+        clean = {
+            metric_name(k): float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and v == v
+        }
         metric_objs = [Metric(k, v, now, 0) for k, v in clean.items()]
         for i in range(0, max(len(new_params), len(metric_objs)), 100):
             client.log_batch(self.parent_id, metrics=metric_objs[i : i + 100], params=new_params[i : i + 100])

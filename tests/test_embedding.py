@@ -1,0 +1,108 @@
+"""Embedding: the same vectors as sentence-transformers, order kept, batch-size independent, any encoder by path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ragft.config import ConfigError, EmbedderConfig
+from ragft.embedding import Encoder, resolve_model_ref
+
+SENTENCES = [
+    "Ada Quill was born in Port Elmswick.",
+    "Where did Ada Quill study?",
+    "She designed sonar buoys for Tidewater Instruments for twenty years, and later taught sailing to children.",
+    "Harlow University",
+    ("A much longer sentence that goes on and on about marine biology, sonar buoys, sailing and archives, "
+    "so that the batch needs padding."),
+    "ok",
+]
+
+
+def cfg(**overrides):
+    return OmegaConf.merge(OmegaConf.structured(EmbedderConfig), {"device": "cpu", **overrides})
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return Encoder(cfg())
+
+
+def test_matches_sentence_transformers(minilm):
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(resolve_model_ref(EmbedderConfig.model), device="cpu")
+    expected = reference.encode(SENTENCES, normalize_embeddings=True, convert_to_numpy=True)
+    got = minilm.encode(SENTENCES, progress=False)
+    assert got.dtype == np.float32 and got.shape == (len(SENTENCES), 384)
+    cosines = (got * expected).sum(1)
+    assert cosines.min() >= 0.9999, cosines
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_order_restored_and_batch_size_irrelevant(minilm):
+    together = minilm.encode(SENTENCES, batch_size=4, progress=False)
+    one_by_one = np.stack([minilm.encode([s], progress=False)[0] for s in SENTENCES])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)    # row i is sentence i, whatever the batching
+    np.testing.assert_allclose(minilm.encode(SENTENCES, batch_size=64, progress=False), together, atol=1e-5)
+    assert not np.allclose(together[0], together[1])
+
+
+def test_prefix_changes_the_text_encoded(minilm):
+    plain = minilm.encode(["Harlow University"], progress=False)
+    prefixed = minilm.encode(["Harlow University"], prefix="query: ", progress=False)
+    np.testing.assert_allclose(prefixed, minilm.encode(["query: Harlow University"], progress=False), atol=1e-6)
+    assert not np.allclose(plain, prefixed)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder_dir(tmp_path_factory):
+    """A random tiny BERT and a word-piece tokenizer, saved the way any hub encoder is."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    path = tmp_path_factory.mktemp("tiny-encoder")
+    words = ["ada", "quill", "was", "born", "in", "port", "where", "did", "she", "study", "the", "a", "ok", "sonar"]
+    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "."]) + "\n")
+    tokenizer = BertTokenizer(vocab_file=str(path / "vocab.txt"))
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=len(words) + 6, hidden_size=16, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=32, max_position_embeddings=64))
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path, model.eval(), tokenizer
+
+
+def test_any_local_encoder_with_cls_pooling(tiny_encoder_dir):
+    path, model, tokenizer = tiny_encoder_dir
+    enc = Encoder(cfg(name="tiny", model=str(path), pooling="cls", max_length=32))
+    assert enc.dim == 16
+    got = enc.encode(SENTENCES[:3], progress=False)
+    with torch.no_grad():
+        batch = tokenizer(SENTENCES[:3], padding=True, truncation=True, max_length=32, return_tensors="pt")
+        cls = model(**batch).last_hidden_state[:, 0]
+    expected = torch.nn.functional.normalize(cls, dim=1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert enc.manifest()["weights_sha256"] and enc.manifest()["dim"] == 16
+
+
+def test_truncates_to_max_length(tiny_encoder_dir):
+    path, _, _ = tiny_encoder_dir
+    enc = Encoder(cfg(name="tiny", model=str(path), max_length=8))
+    long = " ".join(["ada quill was born in port"] * 20)
+    np.testing.assert_allclose(enc.encode([long], progress=False),
+                               enc.encode(["ada quill was born in port"], progress=False), atol=1e-5)
+
+
+def test_max_length_beyond_model_positions_is_a_config_error(tiny_encoder_dir):
+    path, _, _ = tiny_encoder_dir
+    with pytest.raises(ConfigError, match="max_length"):
+        Encoder(cfg(name="tiny", model=str(path), max_length=128))
+
+
+def test_unknown_model_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="embedder.model"):
+        Encoder(cfg(model=str(tmp_path / "nothing-here")))
+    with pytest.raises(ConfigError, match="get_model_path"):
+        resolve_model_ref("package:no_such_module_xyz")

@@ -1,0 +1,100 @@
+"""Retrieval metrics against hand-computed values; ranked rows from a real index; the context files."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from ragft import contexts, retrieval
+from ragft.config import IndexConfig
+from ragft.index import build_index
+from ragft.io import DataError
+
+CHUNKS = [
+    {"chunk_id": "d1#0000", "doc_id": "d1", "text": "Ada was born in Elmswick."},
+    {"chunk_id": "d1#0001", "doc_id": "d1", "text": "Ada studied at Harlow."},
+    {"chunk_id": "d2#0000", "doc_id": "d2", "text": "Bo works at Tidewater."},
+    {"chunk_id": "d3#0000", "doc_id": "d3", "text": "Cy was born in 1970."},
+    {"chunk_id": "d3#0001", "doc_id": "d3", "text": "Cy studied law."},
+    {"chunk_id": "d3#0002", "doc_id": "d3", "text": "Cy sails."},
+]
+QUESTIONS = [
+    {"qid": "q2", "question": "When was Cy born?", "answer": "1970", "doc_ids": ["d3"]},
+    {"qid": "q1", "question": "Where did Ada study?", "answer": "Harlow", "doc_ids": ["d1"]},
+    {"qid": "q3", "question": "Who is Di?", "answer": "?", "doc_ids": ["d4"]},      # gold doc has no chunks
+]
+RANKED = [
+    {"qid": "q1", "chunk_ids": ["d2#0000", "d1#0001", "d1#0000", "d3#0000"], "doc_ids": ["d2", "d1", "d1", "d3"],
+     "scores": [0.9, 0.8, 0.7, 0.1]},
+    {"qid": "q2", "chunk_ids": ["d3#0000", "d2#0000", "d3#0002", "d1#0000"], "doc_ids": ["d3", "d2", "d3", "d1"],
+     "scores": [0.95, 0.5, 0.4, 0.2]},
+    {"qid": "q3", "chunk_ids": ["d1#0000", "d2#0000", "d3#0000", "d3#0001"], "doc_ids": ["d1", "d2", "d3", "d3"],
+     "scores": [0.3, 0.2, 0.1, 0.0]},
+]
+
+
+def test_metrics_match_hand_computed_values():
+    m = retrieval.evaluate(RANKED, QUESTIONS, CHUNKS, [1, 3])
+    # q1: first gold at rank 2; q2: rank 1; q3: never (its gold document has no chunks)
+    assert m["mrr"] == pytest.approx((0.5 + 1.0 + 0.0) / 3, abs=1e-6)
+    assert m["recall@1"] == pytest.approx(1 / 3, abs=1e-6)
+    assert m["recall@3"] == pytest.approx(2 / 3, abs=1e-6)
+    lg = math.log2
+    ndcg3_q1 = (1 / lg(3) + 1 / lg(4)) / (1 + 1 / lg(3))                  # 2 relevant chunks exist
+    ndcg3_q2 = (1 + 1 / lg(4)) / (1 + 1 / lg(3) + 1 / lg(4))             # 3 relevant chunks, capped at k=3
+    assert m["ndcg@3"] == pytest.approx((ndcg3_q1 + ndcg3_q2) / 3, abs=1e-6)
+    assert m["ndcg@1"] == pytest.approx(1 / 3, abs=1e-6)
+    assert m["n_questions"] == 3
+    assert retrieval.recall_curve(m, [3, 1]) == [{"k": 1, "recall": m["recall@1"]}, {"k": 3, "recall": m["recall@3"]}]
+
+
+def test_single_question_metrics():
+    got = retrieval.question_metrics(["x", "g", "y", "g"], {"g"}, n_relevant=1, ks=[1, 2, 4])
+    assert got["mrr"] == 0.5
+    assert (got["recall@1"], got["recall@2"], got["recall@4"]) == (0.0, 1.0, 1.0)
+    assert got["ndcg@2"] == pytest.approx(1 / math.log2(3))
+    # both relevant chunks at the top: the ideal ranking
+    perfect = retrieval.question_metrics(["g", "g"], {"g"}, n_relevant=2, ks=[2])
+    assert perfect["ndcg@2"] == pytest.approx(1.0)
+
+
+def test_search_rows_from_an_index():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(len(CHUNKS), 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = build_index(x, OmegaConf.structured(IndexConfig))
+    ids = [c["chunk_id"] for c in CHUNKS]
+    chunk_doc = {c["chunk_id"]: c["doc_id"] for c in CHUNKS}
+    queries = x[[4, 0]] + 0.01
+    rows = retrieval.search(index, ids, chunk_doc, ["qb", "qa"], queries, depth=10)  # depth > corpus: -1 dropped
+    assert [r["qid"] for r in rows] == ["qa", "qb"]
+    assert rows[0]["chunk_ids"][0] == "d1#0000" and rows[1]["chunk_ids"][0] == "d3#0001"
+    assert all(len(r["chunk_ids"]) == len(CHUNKS) == len(r["scores"]) for r in rows)
+    assert rows[1]["doc_ids"] == [chunk_doc[c] for c in rows[1]["chunk_ids"]]
+    assert rows[0]["scores"] == sorted(rows[0]["scores"], reverse=True)
+    with pytest.raises(DataError, match="chunks.jsonl"):
+        retrieval.search(index, ids, {}, ["qa"], queries[:1], depth=2)
+
+
+def test_read_questions_names_bad_rows(tmp_path):
+    path = tmp_path / "qa_eval.jsonl"
+    path.write_text('{"qid": "a", "question": "?", "doc_ids": ["d"]}\n{"qid": "b", "question": "?"}\n')
+    with pytest.raises(DataError, match=r"qa_eval.jsonl:2: field 'doc_ids'"):
+        retrieval.read_questions(path)
+
+
+def test_contexts_none_and_retrieved_top_k():
+    none = contexts.none_contexts(QUESTIONS)
+    assert [r["qid"] for r in none] == ["q1", "q2", "q3"]
+    assert all(r["chunks"] == [] for r in none)
+    assert none[0]["question"] == "Where did Ada study?"
+    got = contexts.retrieved_contexts(QUESTIONS, RANKED, CHUNKS, top_k=2)
+    assert [r["qid"] for r in got] == ["q1", "q2", "q3"]
+    assert all(len(r["chunks"]) == 2 for r in got)
+    assert got[0]["chunks"][1] == {"chunk_id": "d1#0001", "doc_id": "d1", "text": "Ada studied at Harlow.", "score": 0.8}
+    assert len(contexts.retrieved_contexts(QUESTIONS, RANKED, CHUNKS, top_k=10)[0]["chunks"]) == 4
+    with pytest.raises(DataError, match="ranked.jsonl: no row for qid"):
+        contexts.retrieved_contexts(QUESTIONS, RANKED[:1], CHUNKS, top_k=2)
