@@ -95,12 +95,14 @@ def stage(name: str, inputs: Callable[[Any], list[str]] | list[str] | None = Non
 
                 plain = OmegaConf.to_container(cfg, resolve=True)
                 in_paths = inputs(cfg) if callable(inputs) else (inputs or [])
+                # A matrix stage's arm is part of its DVC name (infer@base-none): the run takes that name.
+                full_name = f"{name}@{cfg.arm.model}-{cfg.arm.context}" if cfg.arm is not None else name
                 try:
-                    with stage_run(name, plain, [str(p) for p in in_paths]) as run:
+                    with stage_run(full_name, plain, [str(p) for p in in_paths]) as run:
                         run.log_params(plain)
-                        log.info("stage %s: starting (mlflow run %s)", name, run.run_id)
+                        log.info("stage %s: starting (mlflow run %s)", full_name, run.run_id)
                         fn(cfg, run)
-                        log.info("stage %s: done", name)
+                        log.info("stage %s: done", full_name)
                 except (ConfigError, DataError, TrackingError) as err:
                     log.error("%s", err)
                     raise SystemExit(2) from None

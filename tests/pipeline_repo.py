@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+OUTPUTS = ("data/", "models/", "metrics/", "plots/", "reports/", "mlflow.db", "mlartifacts/")
 
 
 class PipelineRepo:
@@ -30,6 +31,8 @@ class PipelineRepo:
             ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
         ).stdout.decode().split("\0")
         for rel in filter(None, files):
+            if rel.startswith(OUTPUTS) and not rel.startswith("data/raw/"):
+                continue  # stage outputs of the developer's own runs
             src = REPO / rel
             if src.is_file():
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)

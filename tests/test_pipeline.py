@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 
 import pytest
 import yaml
@@ -89,23 +90,17 @@ def exp_run(repo: PipelineRepo, *overrides: str) -> set[str]:
 UPSTREAM_OF_MODEL = {"prepare", "chunk", "embed", "index", "retrieve", "contexts"}
 
 
-def test_chunking_change_reaches_chunk_and_reruns_retrieval_not_prepare(repo):
-    args = ["-S", "chunking.size=48", "-S", "chunking.overlap=8"]
-    out = repo.dvc("exp", "run", *args).stdout
-    manifest = json.loads((repo.root / "data/chunks/manifest.json").read_text())
+def test_overrides_reach_their_stages_and_rerun_only_downstream(repo):
+    """`dvc exp run -S key=value` and `-S group=option` reach the stages that read them."""
+    out = repo.dvc("exp", "run", "-S", "chunking.size=48", "-S", "chunking.overlap=8", "-S", "embedder=minilm_cls").stdout
+    chunks = json.loads((repo.root / "data/chunks/manifest.json").read_text())
+    embeddings = json.loads((repo.root / "data/embeddings/manifest.json").read_text())
     repo.reset()
     ran = repo.ran(out)
     assert {"chunk", "embed", "index", "retrieve"} <= ran
     assert not ran & {"prepare", "base_model", "finetune"}
-    assert json.dumps(manifest).count("48"), "the -S override must reach the chunk stage"
-
-
-def test_embedder_group_switch_reaches_embed_stage(repo):
-    out = repo.dvc("exp", "run", "-S", "embedder=minilm_cls").stdout
-    manifest = json.loads((repo.root / "data/embeddings/manifest.json").read_text())
-    repo.reset()
-    assert "embed" in repo.ran(out)
-    assert manifest["pooling"] == "cls"
+    assert (chunks["size"], chunks["overlap"]) == (48, 8), chunks
+    assert embeddings["pooling"] == "cls" and embeddings["max_length"] == 128
 
 
 def test_index_change_reruns_index_not_chunk_or_embed(repo):
@@ -128,12 +123,54 @@ def test_finetune_change_reruns_finetuned_arms_not_base_arms(repo):
     assert not ran & UPSTREAM_OF_MODEL
 
 
-def test_model_change_reruns_base_model_and_users_not_retrieval(repo):
-    ran = exp_run(repo, "model.scratch.steps=20")
-    assert {"base_model", "finetune", "evaluate"} | ARMS <= ran
-    assert not ran & UPSTREAM_OF_MODEL
+def changed_stages(repo: PipelineRepo, conf_file: str, old: str, new: str) -> set[str]:
+    """Edit conf/ as a user would, recompose params.yaml, and ask `dvc status` which stages changed."""
+    path = repo.root / "conf" / conf_file
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {conf_file}"
+    path.write_text(text.replace(old, new, 1))
+    try:
+        repo.run(sys.executable, "-m", "ragft.config", "compose")
+        return set(json.loads(repo.dvc("status", "--json").stdout)) - {"check_params"}
+    finally:
+        repo.reset()
 
 
-def test_dataset_change_reruns_everything_downstream_of_prepare(repo):
-    ran = exp_run(repo, "dataset.n_people=12")
-    assert {"prepare", "chunk", "embed", "index", "retrieve", "contexts", "base_model", "finetune", "evaluate"} | ARMS <= ran
+def downstream(repo: PipelineRepo, stage: str) -> set[str]:
+    """Every stage that depends, directly or not, on ``stage``'s outputs (from dvc.lock)."""
+    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())["stages"]
+    outs = {name: [o["path"] for o in st.get("outs", [])] for name, st in lock.items()}
+    deps = {name: [d["path"] for d in st.get("deps", [])] for name, st in lock.items()}
+
+    def uses(user: str, producer: str) -> bool:
+        return any(d == o or d.startswith(o + "/") or o.startswith(d + "/") for d in deps[user] for o in outs[producer])
+
+    found, frontier = set(), {stage}
+    while frontier:
+        new = {u for u in lock if u not in found and any(uses(u, p) for p in frontier)}
+        found |= new
+        frontier = new
+    return found
+
+
+def test_model_change_touches_base_model_only_upstream_of_its_users(repo):
+    assert changed_stages(repo, "experiment/tiny.yaml", "steps: 30", "steps: 20") == {"base_model"}
+    users = downstream(repo, "base_model")
+    assert {"finetune", "evaluate"} | ARMS <= users
+    assert not users & UPSTREAM_OF_MODEL
+
+
+def test_dataset_change_touches_prepare_and_everything_downstream(repo):
+    assert changed_stages(repo, "experiment/tiny.yaml", "n_people: 16", "n_people: 12") == {"prepare"}
+    assert downstream(repo, "prepare") == stage_names(repo) - {"prepare", "check_params"}
+
+
+def test_editing_conf_without_recomposing_is_refused(repo):
+    path = repo.root / "conf" / "retrieval" / "default.yaml"
+    path.write_text(path.read_text().replace("top_k: 3", "top_k: 2"))
+    try:
+        proc = repo.dvc("repro", check=False)
+    finally:
+        repo.reset()
+    assert proc.returncode != 0
+    assert "stale" in proc.stdout + proc.stderr and "make params" in proc.stdout + proc.stderr
