@@ -79,6 +79,8 @@ class EmbedderConfig:
     device: str = "auto"                # auto | cpu | cuda
     dtype: str = "auto"                 # auto (fp32 on CPU, bf16 on CUDA) | float32 | bfloat16 | float16
     trust_remote_code: bool = False
+    query_prefix: str = ""              # prepended to questions (e.g. bge's retrieval instruction, e5's "query: ")
+    passage_prefix: str = ""            # prepended to chunks (e.g. e5's "passage: ")
 
 
 @dataclass
@@ -100,20 +102,25 @@ class RetrievalConfig:
 @dataclass
 class ScratchModelConfig:
     """`model.source=scratch`: a small GPT-2 pretrained by the base_model stage on synthbio people
-    disjoint from the experiment's (reading + recall curriculum)."""
+    disjoint from the experiment's (reading + recall curriculum). The defaults read a biography in the
+    prompt at ~99% exact match after ~75 s of training on 2 CPU cores."""
 
     n_layer: int = 2
-    n_embd: int = 128
+    n_embd: int = 64
     n_head: int = 4
     n_positions: int = 256
     pretrain_people: int = 1000
-    steps: int = 800
-    batch_size: int = 32
+    steps: int = 1500
+    batch_size: int = 64
     lr: float = 4e-3
     warmup_steps: int = 100
     weight_decay: float = 0.0
     seed: int = 0
-    threads: int = 1
+    threads: int = 2                    # torch CPU threads (2 were 1.6x faster than 1 at batch 64)
+    dropout: float = 0.0
+    read_distractors: int = 0           # other biographies around the right one in reading examples (0..n)
+    heldout_people: int = 100           # unseen pretrain-pool people the sanity probe asks
+    mix: dict[str, float] = field(default_factory=lambda: {"read": 1.0, "bio": 1.0, "recall": 1.0})  # curriculum shares
 
 
 @dataclass
@@ -130,8 +137,8 @@ class ModelConfig:
 
 @dataclass
 class LoraConfig:
-    r: int = 16
-    alpha: int = 32
+    r: int = 64
+    alpha: int = 128
     dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["c_attn", "c_proj", "c_fc"])
 
@@ -140,11 +147,11 @@ class LoraConfig:
 class FinetuneConfig:
     mode: str = "docs"                  # docs | qa | docs+qa
     paraphrases: int = 0                # extra renderings per document added in docs mode (<= dataset.paraphrases)
-    replay: float = 0.0                 # share of each batch drawn from the base model's pretraining mix (scratch)
+    replay: float = 0.75                # share of the training mix drawn from the base model's pretraining mix (scratch)
     lora: LoraConfig = field(default_factory=LoraConfig)
-    lr: float = 1e-3
-    epochs: float = 10.0
-    max_steps: int = -1
+    lr: float = 3e-3
+    epochs: float = 30.0
+    max_steps: int = -1                 # > 0 overrides epochs
     batch_size: int = 16
     max_length: int = 192
     warmup_ratio: float = 0.0
@@ -159,6 +166,7 @@ class InferenceConfig:
     do_sample: bool = False             # greedy by default; sampling takes its seed from `seed`
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0                      # 0: no top-k filter (transformers' own default is 50)
     seed: int = 0
     closed_book_template: str = "question : {question} answer :"
     context_template: str = "context : {context} question : {question} answer :"

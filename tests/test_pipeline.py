@@ -110,14 +110,14 @@ def test_index_change_reruns_index_not_chunk_or_embed(repo):
 
 
 def test_top_k_change_reruns_only_retrieved_arms_and_evaluate(repo):
-    ran = exp_run(repo, "retrieval.top_k=1")
+    ran = exp_run(repo, "retrieval.top_k=2")
     assert RETRIEVED_ARMS | {"evaluate"} <= ran
     assert not ran & (ARMS - RETRIEVED_ARMS)
     assert not ran & {"prepare", "chunk", "embed", "index", "retrieve", "base_model", "finetune"}
 
 
 def test_finetune_change_reruns_finetuned_arms_not_base_arms(repo):
-    ran = exp_run(repo, "finetune.lr=0.003")
+    ran = exp_run(repo, "finetune.lr=0.002")
     assert {"finetune", "evaluate"} | FINETUNED_ARMS <= ran
     assert not ran & (ARMS - FINETUNED_ARMS)
     assert not ran & UPSTREAM_OF_MODEL
@@ -167,7 +167,7 @@ def test_dataset_change_touches_prepare_and_everything_downstream(repo):
 
 def test_editing_conf_without_recomposing_is_refused(repo):
     path = repo.root / "conf" / "retrieval" / "default.yaml"
-    path.write_text(path.read_text().replace("top_k: 3", "top_k: 2"))
+    path.write_text(path.read_text().replace("top_k: 1", "top_k: 2"))
     try:
         proc = repo.dvc("repro", check=False)
     finally:

@@ -40,7 +40,9 @@ def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, 
 
         adapter_dir = Path(adapter_dir)
         if not (adapter_dir / "adapter_config.json").exists():
-            raise DataError(f"{adapter_dir}: no LoRA adapter here (adapter_config.json missing). Run `dvc repro finetune`.")
+            raise DataError(
+                f"{adapter_dir}: no LoRA adapter here (adapter_config.json missing). Run `dvc repro finetune`."
+            )
         model = PeftModel.from_pretrained(model, adapter_dir)
     model.to(resolve_device(device)).eval()
     return model, tokenizer, manifest

@@ -1,0 +1,88 @@
+"""`model.source=hub`: any causal LM by Hugging Face id (pinned revision) or from a local directory,
+copied into the base model folder so that every downstream stage loads one self-contained folder.
+
+A hub id must name a commit (`model.revision`): "main" moves, and the experiment must not. Weights
+load as safetensors only; remote code runs only if the config says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from ragft.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+DTYPES = {"auto": "auto", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+def resolve_source(mcfg: Any) -> tuple[str, bool]:
+    """``(path, is_local)`` for ``model.path``, or a ConfigError naming the field and the fix."""
+    path = mcfg.path
+    if not path:
+        raise ConfigError("model.path is empty; model.source=hub needs a Hugging Face id or a local model directory.")
+    local = Path(path).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").exists():
+            raise ConfigError(
+                f"model.path {path!r} is a directory without config.json; point it at a folder saved with save_pretrained."
+            )
+        return str(local), True
+    if not HUB_ID.match(path) or path.startswith((".", "/", "~")):
+        raise ConfigError(
+            f"model.path {path!r} does not exist. Fix: set model.path to a directory saved with save_pretrained, "
+            "or to a Hugging Face id with model.revision pinned to a commit."
+        )
+    if not mcfg.revision:
+        raise ConfigError(
+            f"model.path {path!r} is not a local directory, so it is read as a Hugging Face id, and model.revision is empty. "
+            "Fix: pin model.revision to the model's commit sha (the hub's 'Files and versions' history), "
+            "or point model.path at a local directory."
+        )
+    return path, False
+
+
+def load_hub_model(mcfg: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """Load the model and tokenizer of ``model.path``; return them with the manifest facts about the source."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, is_local = resolve_source(mcfg)
+    kwargs = {"trust_remote_code": bool(mcfg.trust_remote_code)}
+    if not is_local:
+        kwargs["revision"] = mcfg.revision
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=DTYPES[mcfg.dtype], **kwargs)
+    except (OSError, ValueError) as err:
+        where = "directory" if is_local else f"hub id (revision {mcfg.revision})"
+        raise ConfigError(
+            f"model.path {path!r}: could not load it as a causal LM {where}: {str(err).splitlines()[0]}. "
+            "Fix: the hub is offline here (HF_HUB_OFFLINE=1): run with HF_HUB_OFFLINE=0 where the hub is reachable, "
+            "or download the model and set model.path to its directory; weights must be safetensors."
+        ) from None
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    resolved = getattr(model.config, "_commit_hash", None) if not is_local else None
+    if not is_local and COMMIT.match(str(mcfg.revision)) and resolved and resolved != mcfg.revision:
+        log.warning("model.revision %s resolved to commit %s", mcfg.revision, resolved)
+    facts = {
+        "path": mcfg.path,
+        "revision": resolved or (mcfg.revision if not is_local else None),
+        "use_chat_template": bool(mcfg.use_chat_template and getattr(tokenizer, "chat_template", None)),
+        "trust_remote_code": bool(mcfg.trust_remote_code),
+    }
+    return model, tokenizer, facts
+
+
+def fetch_hub_model(mcfg: Any, out_dir: str | Path) -> tuple[Any, Any, dict[str, Any]]:
+    """Load ``model.path`` and save model (safetensors) + tokenizer into ``out_dir``."""
+    model, tokenizer, facts = load_hub_model(mcfg)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    log.info("hub model %s (revision %s) saved to %s", mcfg.path, facts["revision"], out_dir)
+    return model, tokenizer, facts
