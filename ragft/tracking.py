@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -32,7 +33,7 @@ from ragft import paths
 
 log = logging.getLogger(__name__)
 
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential|auth)", re.I)
+SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential|auth)", re.IGNORECASE)
 SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|hf_[A-Za-z0-9]{8,}|Bearer\s+\S+)")
 MASK = "***"
 
@@ -88,7 +89,7 @@ def params_hash(cfg: Mapping[str, Any]) -> str:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -196,7 +197,7 @@ class StageRun:
             import mlflow
 
             clean = {
-                metric_name(k): float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and v == v
+                metric_name(k): float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and not math.isnan(v)
             }
             mlflow.log_metrics(clean, step=step)
 
@@ -256,7 +257,7 @@ class StageRun:
         now = int(time.time() * 1000)
         new_params = [Param(k, str(v)[:6000]) for k, v in flat.items() if k not in existing]
         clean = {
-            metric_name(k): float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and v == v
+            metric_name(k): float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and not math.isnan(v)
         }
         metric_objs = [Metric(k, v, now, 0) for k, v in clean.items()]
         for i in range(0, max(len(new_params), len(metric_objs)), 100):

@@ -46,7 +46,7 @@ class PipelineRepo:
         return repo
 
     def run(self, *cmd: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-        proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
         return proc

@@ -47,6 +47,6 @@ def test_mcnemar_exact_against_binomial_tail():
     b = [False] * 8 + [True] * 2 + [True] * 5
     res = mcnemar(a, b)
     assert (res["only_a"], res["only_b"]) == (8, 2)
-    expected = 2 * sum(math.comb(10, k) for k in range(0, 3)) / 2**10  # two-sided exact: 0.109375
+    expected = 2 * sum(math.comb(10, k) for k in range(3)) / 2**10  # two-sided exact: 0.109375
     assert res["p_value"] == pytest.approx(expected)
     assert mcnemar([True, False], [True, False])["p_value"] == 1.0

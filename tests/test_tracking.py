@@ -66,9 +66,8 @@ def test_dvc_experiments_get_their_own_parent(tmp_path, monkeypatch):
 
 def test_failed_stage_marks_run_failed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError):
-        with tracking.stage_run("embed", CFG) as run:
-            raise ValueError("boom")
+    with pytest.raises(ValueError), tracking.stage_run("embed", CFG) as run:
+        raise ValueError("boom")
     assert MlflowClient(tracking.tracking_uri()).get_run(run.run_id).info.status == "FAILED"
 
 
@@ -88,9 +87,8 @@ def test_run_left_running_by_a_killed_stage_is_marked_killed(tmp_path, monkeypat
 def test_unreachable_tracking_server_fails_fast(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # discard port: nothing listens
     start = time.monotonic()
-    with pytest.raises(tracking.TrackingError, match="unreachable.*MLFLOW_TRACKING_URI"):
-        with tracking.stage_run("prepare", CFG):
-            pytest.fail("the stage body must not run")
+    with pytest.raises(tracking.TrackingError, match="unreachable.*MLFLOW_TRACKING_URI"), tracking.stage_run("prepare", CFG):
+        pytest.fail("the stage body must not run")
     assert time.monotonic() - start < 15
 
 

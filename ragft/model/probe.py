@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import logging
 import random
-import re
-import string
 from typing import Any
 
+from ragft.evaluation import normalize_answer
 from ragft.model import prompts
 
 log = logging.getLogger(__name__)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD's normalisation: lowercase, no punctuation, no articles, single spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
 
 
 def greedy_answers(
