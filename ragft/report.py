@@ -141,7 +141,7 @@ def testbed_note(base_model: dict) -> list[str]:
             f"> **Note:** the generator here ({name}) is the scratch model: a small GPT-2 pretrained in this repo "
             "as a **testbed, not a real LLM**. These numbers show how the arms compare on a model that has never "
             "seen these documents; they are not the conclusions a real LLM would give. To run the same experiment "
-            "with a real model: `dvc exp run -S model=qwen` on a machine with Hugging Face hub access (ragft runs "
+            "with a real model: `dvc exp run -S experiment=real_model` on a machine with Hugging Face hub access (ragft runs "
             "offline by default; set `HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0` for that run)."
         ),
         "",
