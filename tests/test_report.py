@@ -100,7 +100,7 @@ def test_generator_line_comes_from_the_manifest():
 
 def test_testbed_note_only_for_testbed_models():
     assert "testbed, not a real LLM" in report.render_report(inputs("q?", "a"))
-    assert "dvc exp run -S model=qwen" in report.render_report(inputs("q?", "a"))
+    assert "dvc exp run -S experiment=real_model" in report.render_report(inputs("q?", "a"))
     assert "testbed" not in report.render_report(inputs("q?", "a", testbed=False))
 
 
