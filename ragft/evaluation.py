@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import string
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,22 +21,14 @@ from typing import Any
 
 from ragft import paths
 from ragft.io import DataError, read_jsonl
+from ragft.text import normalize_answer
 
 log = logging.getLogger(__name__)
 
 ANSWER_METRICS = ("string_similarity", "rouge")
 CONTEXT_METRICS = ("context_precision", "context_recall")
-_PUNCTUATION = frozenset(string.punctuation)
 
 # --------------------------------------------------------------------------- SQuAD v1.1
-
-
-def normalize_answer(s: str) -> str:
-    """Lower text and remove punctuation, articles and extra whitespace (SQuAD v1.1)."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in _PUNCTUATION)
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
 
 
 def exact_match_score(prediction: str, ground_truth: str) -> float:

@@ -29,7 +29,7 @@ from ragft.config import ConfigError
 from ragft.io import DataError, atomic_file, read_jsonl
 from ragft.model import prompts
 from ragft.model.scratch import PRETRAIN_MIX
-from ragft.model.training import ExampleMeanTrainer, final_loss, padding_collator, rows_dataset
+from ragft.model.training import ExampleMeanTrainer, final_loss, padding_collator, rows_dataset, training_args
 
 log = logging.getLogger(__name__)
 
@@ -171,27 +171,17 @@ def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any) -> tuple[
     """Run transformers.Trainer on ``dataset``; return (trainer state, seconds)."""
     import tempfile
 
-    import torch
-    from transformers import TrainingArguments
-
     work_dir = tempfile.TemporaryDirectory(prefix="ragft-finetune-")  # Trainer wants one; nothing is saved there
-    args = TrainingArguments(
-        output_dir=work_dir.name,
+    args = training_args(
+        work_dir.name,
         per_device_train_batch_size=fcfg.batch_size,
         num_train_epochs=fcfg.epochs,
         max_steps=fcfg.max_steps,
         learning_rate=fcfg.lr,
         warmup_steps=fcfg.warmup_ratio,  # a float in [0, 1) is a share of the total steps
         weight_decay=fcfg.weight_decay,
-        lr_scheduler_type="linear",
-        optim="adamw_torch",
         seed=fcfg.seed,
-        data_seed=fcfg.seed,
         logging_steps=0.01,  # ~100 points on the loss curve
-        save_strategy="no",
-        report_to="none",
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
     )
     trainer = ExampleMeanTrainer(
         model=model, args=args, train_dataset=dataset, data_collator=padding_collator(tokenizer)

@@ -11,8 +11,8 @@ import logging
 import random
 from typing import Any
 
-from ragft.evaluation import normalize_answer
 from ragft.model import prompts
+from ragft.text import normalize_answer
 
 log = logging.getLogger(__name__)
 

@@ -162,30 +162,22 @@ def pretrain(model: Any, tokenizer: Any, rows: list[dict], scfg: Any) -> Pretrai
     import tempfile
 
     import torch
-    from transformers import TrainingArguments
 
-    from ragft.model.training import ExampleMeanTrainer, PackingCollator, final_loss, rows_dataset
+    from ragft.model.training import ExampleMeanTrainer, PackingCollator, final_loss, rows_dataset, training_args
 
     if scfg.threads > 0:
         torch.set_num_threads(scfg.threads)
     dataset = rows_dataset(rows, tokenizer, scfg.n_positions)
     work_dir = tempfile.TemporaryDirectory(prefix="ragft-pretrain-")  # Trainer wants one; nothing is saved there
-    args = TrainingArguments(
-        output_dir=work_dir.name,
+    args = training_args(
+        work_dir.name,
         per_device_train_batch_size=scfg.batch_size,
         max_steps=scfg.steps,
         learning_rate=scfg.lr,
         warmup_steps=scfg.warmup_steps,
         weight_decay=scfg.weight_decay,
-        lr_scheduler_type="linear",
-        optim="adamw_torch",
         seed=scfg.seed,
-        data_seed=scfg.seed,
         logging_steps=max(1, scfg.steps // 40),
-        save_strategy="no",
-        report_to="none",
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
     )
     collator = PackingCollator(tokenizer.eos_token_id, scfg.n_positions)
     trainer = ExampleMeanTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator)

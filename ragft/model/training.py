@@ -115,6 +115,27 @@ class ExampleMeanTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
+def training_args(output_dir: str, **run: Any):
+    """TrainingArguments with the settings every ragft training shares; ``run`` gives the rest
+    (batch size, steps or epochs, lr, warmup, weight decay, seed, logging_steps)."""
+    import torch
+    from transformers import TrainingArguments
+
+    seed = run.pop("seed")
+    return TrainingArguments(
+        output_dir=output_dir,
+        lr_scheduler_type="linear",
+        optim="adamw_torch",
+        seed=seed,
+        data_seed=seed,
+        save_strategy="no",
+        report_to="none",  # the stages log the loss history to their own MLflow run
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **run,
+    )
+
+
 def final_loss(log_history: list[dict]) -> float:
     """The last logged training loss (the Trainer's own summary is a mean over the whole run)."""
     losses = [e["loss"] for e in log_history if "loss" in e]
