@@ -166,6 +166,8 @@ class RaftConfig:
     p_gold: float = 0.8
     distractors: int = 2
     seed: int = 0
+    epochs: float = 8.0                 # passes over the RAFT rows (+ replay); the prompts are ~3 passages long
+    max_length: int = 256               # tokens per example (a long prompt loses its beginning, never the answer)
 
 
 @dataclass
@@ -215,6 +217,7 @@ class JudgeConfig:
     timeout: float = 60.0
     max_questions: int | None = None  # judge only the first N questions per arm (cost control)
     prompt_version: str = "ragas-0.4"
+    embedding_model: str | None = None  # answer relevancy's embeddings: None = the packaged MiniLM (local); or a model at base_url
 
 
 @dataclass
@@ -241,7 +244,9 @@ class ArmsConfig:
 
     models: list[str] = field(default_factory=lambda: ["base", "finetuned"])
     contexts: list[str] = field(default_factory=lambda: ["none", "retrieved"])
-    trained: list[str] = field(default_factory=lambda: ["finetuned"])  # the fine-tuned models among `models`
+    # The fine-tuned models among `models` → the corpus file their recipe reads (dvc.yaml's foreach makes one
+    # finetune@<model> stage each, depending on that file only: RECIPE_INPUTS fixes the values).
+    trained: dict[str, str] = field(default_factory=dict)  # empty: a dict default would merge into (not be replaced by) params
 
 
 @dataclass
@@ -249,7 +254,7 @@ class ArmSelection:
     """The one arm an `infer@<model>-<context>` stage runs; set on its command line, not in params.yaml."""
 
     model: str = "base"
-    context: str = "none"
+    context: str | None = None
 
 
 @dataclass
@@ -284,6 +289,9 @@ CHOICES = {
     "embedder.engine": {"local", "ray"},
 }
 KNOWN_MODELS = {"base", "finetuned", "raft"}
+# What each fine-tuning recipe reads besides the base model and data/prepared: finetuned trains on the
+# documents (data/prepared); raft draws gold and distractor passages from the retrieval corpus' chunks.
+RECIPE_INPUTS = {"finetuned": "data/prepared", "raft": "data/chunks/chunks.jsonl"}
 KNOWN_CONTEXTS = {"none", "retrieved", "oracle", "oracle_distractors"}
 
 
@@ -346,11 +354,11 @@ def validate(cfg: DictConfig | dict, source: str = "params.yaml") -> DictConfig:
     for m in typed.arms.models:
         if m not in KNOWN_MODELS:
             problems.append(f"field 'arms.models' has {m!r}; choose from {sorted(KNOWN_MODELS)}")
-    trained = [m for m in typed.arms.models if m != "base"]
-    if list(typed.arms.trained) != trained:
+    trained = {m: RECIPE_INPUTS[m] for m in typed.arms.models if m in RECIPE_INPUTS}
+    if dict(typed.arms.trained) != trained:
         problems.append(
-            f"field 'arms.trained' is {list(typed.arms.trained)}; it must list the fine-tuned models of arms.models "
-            f"in the same order ({trained}), because dvc.yaml expands one finetune stage per entry"
+            f"field 'arms.trained' is {dict(typed.arms.trained)}; it must map each fine-tuned model of arms.models "
+            f"to its recipe's input: {trained} (dvc.yaml makes one finetune@<model> stage per entry)"
         )
     if typed.retrieval.distractors < 0:
         problems.append(f"field 'retrieval.distractors' is {typed.retrieval.distractors}; it must be >= 0")

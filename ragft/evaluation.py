@@ -257,41 +257,167 @@ def evaluate_arms(
     return scores, preds
 
 
-# The questions the experiment asks, as (a, b) pairs: does a beat b on the same questions?
-COMPARISONS = (
-    ("base-retrieved", "finetuned-none"),  # RAG vs fine-tuning
-    ("finetuned-retrieved", "base-retrieved"),  # does fine-tuning add to RAG?
-    ("base-retrieved", "base-none"),  # what retrieval adds
-    ("finetuned-none", "base-none"),  # what fine-tuning adds, closed-book
-)
+# --------------------------------------------------------------------------- statistics
+
+PER_QUESTION_METRICS = ("exact_match", "f1", *ANSWER_METRICS, *CONTEXT_METRICS)
 
 
-def compare_arms(scores: dict[str, ArmScores], seed: int = 0, pairs=COMPARISONS) -> dict[str, dict]:
-    """Paired EM differences with a bootstrap 95% CI and McNemar's exact test (ragft.stats), for the
-    pairs of ``pairs`` whose arms were both run: the same questions answered by both arms, so the
-    question-to-question variation cancels."""
-    from ragft.stats import mcnemar, paired_bootstrap_diff
+@dataclass(frozen=True)
+class Bootstrap:
+    """The settings of every interval (eval.bootstrap_resamples / confidence / seed)."""
 
-    out = {}
-    for a, b in pairs:
-        if a in scores and b in scores:
-            em_a = [r["exact_match"] for r in scores[a].per_question]
-            em_b = [r["exact_match"] for r in scores[b].per_question]
-            ci = paired_bootstrap_diff(em_a, em_b, seed=seed)
-            test = mcnemar([v == 1.0 for v in em_a], [v == 1.0 for v in em_b])
-            out[f"{a} vs {b}"] = {"a": a, "b": b, "diff": ci.estimate, "ci_low": ci.low, "ci_high": ci.high, **test}
+    resamples: int = 2000
+    level: float = 0.95
+    seed: int = 0
+
+
+def arm_intervals(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap()) -> dict[str, dict[str, tuple]]:
+    """arm → metric → (low, high): a percentile bootstrap CI of each per-question metric's mean."""
+    from ragft.stats import bootstrap_mean
+
+    out: dict[str, dict[str, tuple]] = {}
+    for name, arm in scores.items():
+        out[name] = {}
+        for metric in PER_QUESTION_METRICS:
+            values = [r[metric] for r in arm.per_question if metric in r]
+            if values:
+                ci = bootstrap_mean(values, resamples=boot.resamples, seed=boot.seed, level=boot.level)
+                out[name][metric] = (ci.low, ci.high)
     return out
 
 
-def metrics_table(scores: dict[str, ArmScores], digits: int = 6) -> dict[str, dict]:
-    """metrics.json: per arm, rounded; NaN becomes null (JSON has no NaN)."""
+def factorial_pairs(arms: list[str]) -> list[tuple[str, str]]:
+    """The differences worth testing in a models × contexts design: arms sharing a model (what a context
+    does) or a context (what a model does), plus "RAG vs fine-tuning" (base-retrieved vs each fine-tuned
+    model closed-book). Ordered so the first arm is the treatment (later in the factor lists)."""
+    parsed = [(a, *a.split("-", 1)) for a in arms]
+    pairs = []
+    for i, (a, ma, ca) in enumerate(parsed):
+        for b, mb, cb in parsed[:i]:
+            if ma == mb or ca == cb:
+                pairs.append((a, b))
+    for a, m, c in parsed:
+        if m != "base" and c == "none" and "base-retrieved" in arms:
+            pairs.append(("base-retrieved", a))
+    return pairs
 
-    def clean(v: float) -> float | int | None:
-        if isinstance(v, int):
-            return v
+
+def _interval(values: list[float], boot: Bootstrap) -> dict:
+    from ragft.stats import bootstrap_mean
+
+    ci = bootstrap_mean(values, resamples=boot.resamples, seed=boot.seed, level=boot.level)
+    return {
+        "estimate": ci.estimate,
+        "ci_low": ci.low,
+        "ci_high": ci.high,
+        "significant": bool(not math.isnan(ci.low) and not ci.crosses_zero),
+    }
+
+
+def _column(scores: dict[str, ArmScores], arm: str, metric: str = "exact_match") -> list[float]:
+    return [r[metric] for r in scores[arm].per_question]
+
+
+def compare_arms(
+    scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), pairs: list[tuple[str, str]] | None = None
+) -> dict[str, dict]:
+    """Paired differences over the same questions: EM and F1 with bootstrap CIs (resampling questions,
+    so question-to-question variation cancels) and McNemar's exact test on EM. A difference is
+    ``significant`` when its CI excludes 0."""
+    from ragft.stats import mcnemar
+
+    pairs = factorial_pairs(list(scores)) if pairs is None else pairs
+    out = {}
+    for a, b in pairs:
+        if a not in scores or b not in scores:
+            continue
+        em_a, em_b = _column(scores, a), _column(scores, b)
+        em = _interval([x - y for x, y in zip(em_a, em_b)], boot)
+        f1 = _interval([x - y for x, y in zip(_column(scores, a, "f1"), _column(scores, b, "f1"))], boot)
+        test = mcnemar([v == 1.0 for v in em_a], [v == 1.0 for v in em_b])
+        out[f"{a} vs {b}"] = {
+            "a": a,
+            "b": b,
+            "diff": em["estimate"],
+            "ci_low": em["ci_low"],
+            "ci_high": em["ci_high"],
+            "significant": em["significant"],
+            **test,
+            "f1_diff": f1["estimate"],
+            "f1_ci_low": f1["ci_low"],
+            "f1_ci_high": f1["ci_high"],
+        }
+    return out
+
+
+# effect name → (what it measures, contrast as {arm template: weight}); {m} is a model
+EFFECTS = {
+    "finetuning_gain_closed_book": ("{m}-none − base-none", {"{m}-none": 1, "base-none": -1}),
+    "finetuning_gain_with_retrieval": ("{m}-retrieved − base-retrieved", {"{m}-retrieved": 1, "base-retrieved": -1}),
+    "interaction": (
+        "({m}-retrieved − base-retrieved) − ({m}-none − base-none)",
+        {"{m}-retrieved": 1, "base-retrieved": -1, "{m}-none": -1, "base-none": 1},
+    ),
+    "retrieval_gain": ("{m}-retrieved − {m}-none", {"{m}-retrieved": 1, "{m}-none": -1}),
+    "retrieval_gap": ("{m}-oracle − {m}-retrieved", {"{m}-oracle": 1, "{m}-retrieved": -1}),
+    "distractor_cost": ("{m}-oracle − {m}-oracle_distractors", {"{m}-oracle": 1, "{m}-oracle_distractors": -1}),
+}
+
+
+def effects(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), metric: str = "exact_match") -> dict:
+    """model → effect → {estimate, ci_low, ci_high, significant, contrast}: the factorial design's
+    effects as per-question contrasts of EM, each with a paired bootstrap CI (the interaction is a
+    difference-in-differences over the same questions). Effects whose arms were not run are left out."""
+    models = sorted({a.split("-", 1)[0] for a in scores}, key=lambda m: (m != "base", m))
+    out: dict[str, dict] = {}
+    for m in models:
+        for name, (label, weights) in EFFECTS.items():
+            if m == "base" and (name.startswith("finetuning") or name == "interaction"):
+                continue
+            arms = {t.format(m=m): w for t, w in weights.items()}
+            if not all(a in scores for a in arms):
+                continue
+            cols = {a: _column(scores, a, metric) for a in arms}
+            contrast = [sum(w * cols[a][i] for a, w in arms.items()) for i in range(len(next(iter(cols.values()))))]
+            out.setdefault(m, {})[name] = {**_interval(contrast, boot), "contrast": label.format(m=m)}
+    return out
+
+
+def _clean(v: Any, digits: int = 6) -> Any:
+    """JSON-safe and stable: floats rounded, NaN → null (JSON has no NaN)."""
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
         return None if math.isnan(v) else round(v, digits)
+    if isinstance(v, (list, tuple)):
+        return [_clean(x, digits) for x in v]
+    if isinstance(v, dict):
+        return {k: _clean(x, digits) for k, x in v.items()}
+    return v
 
-    return {name: {k: clean(v) for k, v in s.metrics.items()} for name, s in sorted(scores.items())}
+
+def metrics_table(scores: dict[str, ArmScores], intervals: dict | None = None, digits: int = 6) -> dict[str, dict]:
+    """Per arm: every metric, and ``<metric>_ci`` [low, high] where intervals are given; rounded."""
+    out = {}
+    for name, s in sorted(scores.items()):
+        row = dict(s.metrics)
+        for metric, ci in (intervals or {}).get(name, {}).items():
+            row[f"{metric}_ci"] = list(ci)
+        out[name] = _clean(row, digits)
+    return out
+
+
+def metrics_document(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), extra: dict | None = None) -> dict:
+    """metrics/metrics.json: arms (with CIs), differences, effects, the bootstrap settings (+ ``extra``)."""
+    return _clean(
+        {
+            "arms": metrics_table(scores, arm_intervals(scores, boot)),
+            "differences": compare_arms(scores, boot),
+            "effects": effects(scores, boot),
+            "bootstrap": {"resamples": boot.resamples, "confidence": boot.level, "seed": boot.seed},
+            **(extra or {}),
+        }
+    )
 
 
 def per_question_table(qa: list[dict], scores: dict[str, ArmScores]):
@@ -311,3 +437,24 @@ def per_question_table(qa: list[dict], scores: dict[str, ArmScores]):
         table[f"{name}.exact_match"] = [r["exact_match"] for r in arm.per_question]
         table[f"{name}.f1"] = [round(r["f1"], 6) for r in arm.per_question]
     return table
+
+
+def contamination_report(qa: list[dict], chunks: list[dict], trained: dict[str, dict], seed: int = 0) -> dict:
+    """What overlaps what: the fine-tuning data vs the eval questions (each finetune stage checked it and
+    failed on any overlap; its counts are repeated here), the corpus vs the eval questions (near-duplicate
+    questions in the corpus would be a leak of another kind), and the share of eval answers found in the
+    corpus (expected: that is RAG)."""
+    from ragft.contamination import answers_in_corpus, find_overlap
+
+    texts = [c["text"] for c in chunks]
+    corpus = find_overlap("corpus", texts, {str(q["qid"]): q["question"] for q in qa}, seed=seed)
+    answers = {str(q["qid"]): gold_answers(q["answer"])[0] for q in qa}
+    return {
+        "eval_questions": len(qa),
+        "finetune_vs_eval": {
+            m: {"exact": t.get("eval_overlap_exact"), "near_duplicates": t.get("eval_overlap_near")}
+            for m, t in sorted(trained.items())
+        },
+        "corpus_vs_eval_questions": {"exact": len(corpus.exact), "near_duplicates": len(corpus.near)},
+        "eval_answers_in_corpus": round(answers_in_corpus(answers, texts), 6),
+    }

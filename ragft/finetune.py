@@ -1,6 +1,10 @@
-"""Fine-tuning arm: a LoRA adapter (PEFT) trained with transformers.Trainer on training data only.
+"""Fine-tuned models: LoRA adapters (PEFT) trained with transformers.Trainer on training data only.
 
-Modes (`finetune.mode`):
+Two recipes, one per fine-tuned model of the experiment:
+  finetuned  knowledge injection, by `finetune.mode`;
+  raft       RAFT (ragft.raft): training questions read among distractor chunks → answer.
+
+Modes of the `finetuned` recipe (`finetune.mode`):
   docs     continued pretraining on the corpus documents (+ `finetune.paraphrases` extra renderings
            per document: the augmentation knob), the classic "fine-tune on your documents";
   qa       supervised closed-book question → answer on the training split (loss on the answer);
@@ -8,8 +12,9 @@ Modes (`finetune.mode`):
 `finetune.replay` mixes in that share of rows from the base model's own pretraining curriculum
 (models/base/pretrain_mix.jsonl): fine-tuning on documents alone erodes the reading skill RAG needs.
 
-Eval questions are never trained on: a training question equal (normalised) to an eval question,
-or sharing its qid, stops the stage before any training.
+Eval questions are never trained on: a training row sharing an eval question's qid, or holding its
+text exactly or as a near-duplicate (MinHash LSH, ragft.contamination), stops the stage before any
+training. The overlap measured is part of the result (and the report).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ragft.model.training import ExampleMeanTrainer, final_loss, padding_collato
 log = logging.getLogger(__name__)
 
 MODES = {"docs": ("docs",), "qa": ("qa",), "docs+qa": ("docs", "qa")}
+RECIPES = ("finetuned", "raft")
 REQUIRED = {
     "documents.jsonl": ("doc_id", "text"),
     "paraphrases.jsonl": ("doc_id", "paraphrase", "text"),
@@ -88,10 +94,40 @@ def check_no_eval_leak(rows: list[dict], qa_eval: list[dict], source: str) -> No
             )
 
 
-def task_rows(cfg: Any, prepared: dict[str, list[dict]], tokenizer: Any, use_chat_template: bool) -> list[dict]:
-    """The experiment's training rows for ``finetune.mode`` (before replay), in a fixed order."""
+def contamination_guard(rows: list[dict], qa_eval: list[dict], source: str, seed: int = 0) -> dict:
+    """Exact + near-duplicate overlap of the training rows with the eval questions; DataError if any.
+
+    Returns the measured overlap (for the manifest and the report)."""
+    from ragft.contamination import find_overlap
+
+    check_no_eval_leak(rows, qa_eval, source)
+    texts = [r.get("question") or r.get("text") or r.get("prompt") or "" for r in rows]
+    overlap = find_overlap(source, texts, {str(q["qid"]): q["question"] for q in qa_eval}, seed=seed)
+    if overlap.contaminated:
+        shown = sorted(overlap.exact)[:3] + [f"{q} (Jaccard {j})" for q, j in sorted(overlap.near)[:3]]
+        raise DataError(
+            f"{source}: {len(overlap.exact)} eval question(s) appear verbatim and {len(overlap.near)} as near-duplicates "
+            f"in the fine-tuning data, e.g. {shown}. Eval questions must never be trained on: fix the train/eval "
+            "split (`dvc repro prepare`) or remove those rows from the training data."
+        )
+    return overlap.as_dict()
+
+
+def task_rows(
+    cfg: Any,
+    prepared: dict[str, list[dict]],
+    tokenizer: Any,
+    use_chat_template: bool,
+    recipe: str = "finetuned",
+    chunks: list[dict] | None = None,
+) -> list[dict]:
+    """The training rows of ``recipe`` (before replay), in a fixed order."""
     fcfg = cfg.finetune
     rows: list[dict] = []
+    if recipe == "raft":
+        from ragft.raft import raft_rows
+
+        return raft_rows(prepared["qa_train.jsonl"], chunks or [], cfg, tokenizer, use_chat_template)
     if "docs" in MODES[fcfg.mode]:
         for doc in prepared["documents.jsonl"]:
             rows.append({"kind": "doc", "doc_id": doc["doc_id"], "text": doc["text"]})
@@ -138,7 +174,7 @@ def check_target_modules(model: Any, targets: list[str]) -> None:
             {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))}
         )
         raise ConfigError(
-            f"finetune.lora.target_modules {missing} name no module of {type(model).__name__}. "
+            f"params.yaml: finetune.lora.target_modules {missing} name no module of {type(model).__name__}. "
             f"Fix: choose from its linear layers: {linear}."
         )
 
@@ -167,7 +203,7 @@ def lora_model(model: Any, lcfg: Any, seed: int):
 # --------------------------------------------------------------------------- training
 
 
-def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any) -> tuple[Any, float]:
+def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any, epochs: float | None = None) -> tuple[Any, float]:
     """Run transformers.Trainer on ``dataset``; return (trainer state, seconds)."""
     import tempfile
 
@@ -175,7 +211,7 @@ def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any) -> tuple[
     args = training_args(
         work_dir.name,
         per_device_train_batch_size=fcfg.batch_size,
-        num_train_epochs=fcfg.epochs,
+        num_train_epochs=fcfg.epochs if epochs is None else epochs,
         max_steps=fcfg.max_steps,
         learning_rate=fcfg.lr,
         warmup_steps=fcfg.warmup_ratio,  # a float in [0, 1) is a share of the total steps
@@ -193,18 +229,38 @@ def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any) -> tuple[
     return trainer.state, seconds
 
 
-def finetune(cfg: Any, base_dir: str | Path, prepared_dir: str | Path, out_dir: str | Path) -> FinetuneResult:
-    """Train a LoRA adapter on the base model in ``base_dir`` and save it (safetensors) in ``out_dir``."""
+def finetune(
+    cfg: Any,
+    base_dir: str | Path,
+    prepared_dir: str | Path,
+    out_dir: str | Path,
+    recipe: str = "finetuned",
+    chunks_file: str | Path | None = None,
+) -> FinetuneResult:
+    """Train ``recipe``'s LoRA adapter on the base model in ``base_dir``; save it (safetensors) in ``out_dir``.
+
+    ``chunks_file`` (the retrieval corpus' chunks) is where the raft recipe draws gold and distractor
+    passages from."""
+    from omegaconf import OmegaConf
+
     from ragft.model.loading import load_generator
     from ragft.model.manifest import count_parameters
 
     fcfg = cfg.finetune
+    if recipe not in RECIPES:
+        raise ConfigError(f"fine-tuning recipe {recipe!r} is unknown; choose one of {list(RECIPES)} (arms.trained)")
     if fcfg.mode not in MODES:
         raise ConfigError(f"finetune.mode is {fcfg.mode!r}; choose one of {sorted(MODES)}")
-    names = ("documents.jsonl", "qa_eval.jsonl")
-    names += ("paraphrases.jsonl",) if "docs" in MODES[fcfg.mode] and fcfg.paraphrases else ()
-    names += ("qa_train.jsonl",) if "qa" in MODES[fcfg.mode] else ()
+    if recipe == "raft":
+        names: tuple[str, ...] = ("qa_eval.jsonl", "qa_train.jsonl")
+    else:
+        names = ("documents.jsonl", "qa_eval.jsonl")
+        names += ("paraphrases.jsonl",) if "docs" in MODES[fcfg.mode] and fcfg.paraphrases else ()
+        names += ("qa_train.jsonl",) if "qa" in MODES[fcfg.mode] else ()
     prepared = read_prepared(prepared_dir, names)
+    chunks = read_jsonl(chunks_file) if recipe == "raft" else None
+    if recipe == "raft" and not chunks:
+        raise DataError(f"{chunks_file}: no chunks; the raft recipe draws its passages from them. Fix: `dvc repro chunk`.")
     if fcfg.replay > 0 and not (Path(base_dir) / PRETRAIN_MIX).exists():
         raise ConfigError(
             f"finetune.replay is {fcfg.replay} but {Path(base_dir) / PRETRAIN_MIX} does not exist: replay draws from "
@@ -213,27 +269,29 @@ def finetune(cfg: Any, base_dir: str | Path, prepared_dir: str | Path, out_dir: 
 
     model, tokenizer, base_manifest = load_generator(base_dir, device="cpu")
     chat = bool(base_manifest.get("use_chat_template", False))
-    rows = task_rows(cfg, prepared, tokenizer, chat)
-    check_no_eval_leak(rows, prepared["qa_eval.jsonl"], str(Path(prepared_dir) / "qa_train.jsonl"))
+    rows = task_rows(cfg, prepared, tokenizer, chat, recipe, chunks)
     if not rows:
         raise DataError(
             f"{prepared_dir}: no training rows for finetune.mode={fcfg.mode}. Check the prepare stage's outputs."
         )
     rows += replay_rows(base_dir, len(rows), fcfg.replay, fcfg.seed)
-    dataset = rows_dataset(rows, tokenizer, fcfg.max_length)
+    overlap = contamination_guard(rows, prepared["qa_eval.jsonl"], f"{recipe} training data ({prepared_dir})", fcfg.seed)
+    max_length = fcfg.raft.max_length if recipe == "raft" else fcfg.max_length
+    dataset = rows_dataset(rows, tokenizer, max_length)
 
     model = lora_model(model, fcfg.lora, fcfg.seed)
     trainable = count_parameters(model, trainable_only=True)
     log.info(
-        "fine-tuning (%s): %d rows, %d examples, %d trainable parameters", fcfg.mode, len(rows), len(dataset), trainable
+        "fine-tuning %s (%s): %d rows, %d examples, %d trainable parameters",
+        recipe, fcfg.mode if recipe == "finetuned" else "raft", len(rows), len(dataset), trainable,
     )
-    state, seconds = train_adapter(model, tokenizer, dataset, fcfg)
+    state, seconds = train_adapter(model, tokenizer, dataset, fcfg, fcfg.raft.epochs if recipe == "raft" else None)
     model.eval()
     model.save_pretrained(out_dir)
 
     sanity = reading_probe(model, tokenizer, base_manifest, cfg)
     counts = {
-        kind: sum(r["kind"] == kind and not r.get("replay") for r in rows) for kind in ("doc", "paraphrase", "qa")
+        kind: sum(r["kind"] == kind and not r.get("replay") for r in rows) for kind in ("doc", "paraphrase", "qa", "raft")
     }
     counts["replay"] = sum(bool(r.get("replay")) for r in rows)
     loss = final_loss(state.log_history)
@@ -243,7 +301,10 @@ def finetune(cfg: Any, base_dir: str | Path, prepared_dir: str | Path, out_dir: 
             "name": base_manifest.get("name"),
             "weights_sha256": base_manifest.get("weights_sha256"),
         },
-        "mode": fcfg.mode,
+        "recipe": recipe,
+        "mode": fcfg.mode if recipe == "finetuned" else "raft",
+        "raft": OmegaConf.to_container(fcfg.raft) if recipe == "raft" else None,
+        "contamination": overlap,
         "paraphrases": fcfg.paraphrases,
         "replay": fcfg.replay,
         "rows": counts,
@@ -266,6 +327,8 @@ def finetune(cfg: Any, base_dir: str | Path, prepared_dir: str | Path, out_dir: 
         "n_examples": len(dataset),
         "trainable_params": trainable,
         "steps": state.global_step,
+        "eval_overlap_exact": overlap["exact"],
+        "eval_overlap_near": overlap["near_duplicates"],
         **{f"probe_{k}": v for k, v in sanity.items() if k.endswith("_em")},
     }
     return FinetuneResult(manifest, metrics, state.log_history, model)

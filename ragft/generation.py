@@ -28,7 +28,7 @@ class FittedPrompt:
     qid: str
     input_ids: list[int]
     chunk_ids: list[str]
-    scores: list[float]
+    scores: list[float | None]  # retrieval scores (None for oracle chunks, which were not ranked)
     truncated: bool
 
 
@@ -139,7 +139,7 @@ def fit_prompts(rows: list[dict], cfg: Any, tokenizer: Any, limit: int) -> list[
                 qid=row["qid"],
                 input_ids=ids,
                 chunk_ids=[c["chunk_id"] for c in chunks[:kept]],
-                scores=[float(c.get("score", math.nan)) for c in chunks[:kept]],
+                scores=[None if c.get("score") is None else float(c["score"]) for c in chunks[:kept]],  # oracle: none
                 truncated=truncated,
             )
         )

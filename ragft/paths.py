@@ -44,7 +44,16 @@ def context_file(kind: str) -> Path:
 
 MODELS = Path("models")
 BASE_MODEL = MODELS / "base"                      # base_model
-FINETUNED = MODELS / "finetuned"                  # finetune (adapter on top of BASE_MODEL)
+FINETUNED = MODELS / "finetuned"                  # finetune@finetuned (adapter on top of BASE_MODEL)
+
+
+TRAIN_METRICS = "train_metrics.json"              # inside a fine-tuned model's dir: time, loss, sizes, contamination
+TRAIN_CURVE = "loss.csv"                          # inside a fine-tuned model's dir: step,loss
+
+
+def model_dir(model: str) -> Path:
+    """models/<model>: the base model, or a fine-tuned model's adapter (finetune@<model>)."""
+    return MODELS / model
 
 PREDICTIONS = Path("data/predictions")            # infer@<model>-<context>
 
@@ -61,17 +70,31 @@ TIMINGS = "timings.json"                          # inside predictions_dir: wall
 METRICS = Path("metrics")                         # DVC metrics (small, committed via dvc.lock)
 RETRIEVAL_METRICS = METRICS / "retrieval.json"
 INDEX_METRICS = METRICS / "index.json"
-FINETUNE_METRICS = METRICS / "finetune.json"
+FINETUNE_METRICS = METRICS / "finetune"           # finetune@<model>: <model>.json (time, loss, sizes)
+
+
+def finetune_metrics(model: str) -> Path:
+    return FINETUNE_METRICS / f"{model}.json"
+
+
 BASE_MODEL_METRICS = METRICS / "base_model.json"  # base_model: size, training time and loss, sanity probe
 EVAL_METRICS = METRICS / "metrics.json"
 
 PLOTS = Path("plots")
 RECALL_AT_K_PLOT = PLOTS / "recall_at_k.csv"
-TRAIN_CURVE_PLOT = PLOTS / "finetune_loss.csv"
+TRAIN_CURVES = PLOTS / "finetune_loss"            # finetune@<model>: <model>.csv (step,loss)
+
+
+def train_curve(model: str) -> Path:
+    return TRAIN_CURVES / f"{model}.csv"
+
+
 METRIC_BY_ARM_PLOT = PLOTS / "metric_by_arm.csv"
 
 REPORTS = Path("reports")
 COMPARISON_REPORT = REPORTS / "comparison.md"
+HTML_REPORT = REPORTS / "report.html"
+REPORT_PLOTS = REPORTS / "plots"                  # PNGs of the HTML report (also logged to MLflow)
 PER_QUESTION = REPORTS / "per_question.csv"
 
 RUN_RECORD = "run.json"   # written inside every output directory: the MLflow run that produced it

@@ -15,12 +15,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RAG, FINETUNED, BOTH, BASE = "base-retrieved", "finetuned-none", "finetuned-retrieved", "base-none"
+MODEL_LABELS = {"base": "base", "finetuned": "LoRA on the documents", "raft": "RAFT (LoRA, reading among distractors)"}
+CONTEXT_LABELS = {
+    "none": "closed-book",
+    "retrieved": "retrieved chunks",
+    "oracle": "gold document (oracle)",
+    "oracle_distractors": "gold + distractors",
+}
 ARM_LABELS = {
     BASE: "base, closed-book",
     RAG: "RAG: base + retrieved",
     FINETUNED: "LoRA fine-tuning: finetuned, closed-book",
     BOTH: "both: finetuned + retrieved",
 }
+
+
+def arm_label(arm: str) -> str:
+    if arm in ARM_LABELS:
+        return ARM_LABELS[arm]
+    model, _, context = arm.partition("-")
+    return f"{MODEL_LABELS.get(model, model)}, {CONTEXT_LABELS.get(context, context)}"
 VERDICT_PREFIX = "**Verdict:** "
 EXAMPLE_CONTEXT_CHARS = 400
 
@@ -47,45 +61,67 @@ def _points(a: float, b: float) -> float:
     return round(100.0 * (a - b), 1)
 
 
+def _diff(comparisons: dict | None, a: str, b: str) -> dict | None:
+    """The paired difference a − b from evaluation.compare_arms (looked up either way round)."""
+    comparisons = comparisons or {}
+    if f"{a} vs {b}" in comparisons:
+        return comparisons[f"{a} vs {b}"]
+    c = comparisons.get(f"{b} vs {a}")
+    if not c:
+        return None
+    neg = lambda v: None if v is None else -v
+    return {**c, "diff": neg(c["diff"]), "ci_low": neg(c["ci_high"]), "ci_high": neg(c["ci_low"])}
+
+
 def _ci(comparisons: dict | None, a: str, b: str, sign: int = 1) -> str:
-    """' (95% CI lo to hi)' of the paired difference (sign -1: of b - a), flagged when it spans 0."""
-    c = (comparisons or {}).get(f"{a} vs {b}")
+    """' (95% CI lo to hi)' of the paired difference (sign -1: of b - a)."""
+    c = _diff(comparisons, a, b)
     if not c or c["ci_low"] is None or math.isnan(c["ci_low"]):
         return ""
     lo, hi = sorted((sign * 100 * c["ci_low"], sign * 100 * c["ci_high"]))
-    noise = ": within noise" if lo <= 0 <= hi else ""
-    return f" (95% CI {lo:.1f} to {hi:.1f}{noise})"
+    return f" (95% CI {lo:.1f} to {hi:.1f})"
+
+
+def _crosses_zero(comparisons: dict | None, a: str, b: str) -> bool:
+    c = _diff(comparisons, a, b)
+    return bool(c and c["ci_low"] is not None and c["ci_low"] <= 0 <= c["ci_high"])
+
+
+def _versus(em: dict, comparisons: dict | None, a: str, b: str, name_a: str, name_b: str) -> str:
+    """'a beats b by d EM points (CI)', or 'no significant difference' when the CI spans 0."""
+    d = _points(em[a], em[b])
+    if _crosses_zero(comparisons, a, b) or d == 0:
+        return f"{name_a} and {name_b}: no significant difference ({d:+.1f} EM points{_ci(comparisons, a, b)})"
+    if d > 0:
+        return f"{name_a} beats {name_b} by {d:.1f} EM points{_ci(comparisons, a, b)}"
+    return f"{name_b} beats {name_a} by {-d:.1f} EM points{_ci(comparisons, a, b, -1)}"
 
 
 def verdict(metrics: dict[str, dict], comparisons: dict | None = None) -> str:
-    """One sentence a reader can act on, computed from the arms' exact match (and, when given, the
-    paired confidence intervals of evaluation.compare_arms)."""
+    """One sentence a reader can act on, computed from the arms' exact match and, when given, the
+    paired confidence intervals of evaluation.compare_arms (a difference whose CI spans 0 is called
+    "no significant difference")."""
     em = {arm: m.get("exact_match") for arm, m in metrics.items() if m.get("exact_match") is not None}
     parts = []
     if RAG in em and FINETUNED in em:
-        d = _points(em[RAG], em[FINETUNED])
-        rag, ft = "RAG (base + retrieved)", "LoRA fine-tuning (finetuned, closed-book)"
-        if d > 0:
-            parts.append(f"On this corpus, {rag} beats {ft} by {d:.1f} EM points{_ci(comparisons, RAG, FINETUNED)}")
-        elif d < 0:
-            parts.append(
-                f"On this corpus, {ft} beats {rag} by {-d:.1f} EM points{_ci(comparisons, RAG, FINETUNED, -1)}"
-            )
-        else:
-            parts.append(f"On this corpus, {rag} and {ft} show no difference in EM ({100 * em[RAG]:.1f}%)")
-    if BOTH in em and RAG in em:
-        d = _points(em[BOTH], em[RAG])
-        if d > 0:
-            parts.append(f"fine-tuning added {d:.1f} points on top of RAG{_ci(comparisons, BOTH, RAG)}")
-        elif d < 0:
-            parts.append(f"fine-tuning on top of RAG lost {-d:.1f} points{_ci(comparisons, BOTH, RAG, -1)}")
-        else:
-            parts.append("fine-tuning made no difference on top of RAG")
+        parts.append("On this corpus, " + _versus(em, comparisons, RAG, FINETUNED, "RAG (base + retrieved)",
+                                                 "LoRA fine-tuning (finetuned, closed-book)"))
+    for model in ("finetuned", "raft"):
+        both = f"{model}-retrieved"
+        if both in em and RAG in em:
+            name = "fine-tuning on the documents" if model == "finetuned" else "RAFT fine-tuning"
+            d = _points(em[both], em[RAG])
+            if _crosses_zero(comparisons, both, RAG) or d == 0:
+                parts.append(f"{name} on top of RAG: no significant difference ({d:+.1f} points{_ci(comparisons, both, RAG)})")
+            elif d > 0:
+                parts.append(f"{name} added {d:.1f} points on top of RAG{_ci(comparisons, both, RAG)}")
+            else:
+                parts.append(f"{name} on top of RAG lost {-d:.1f} points{_ci(comparisons, both, RAG, -1)}")
     if not em:
         return "No arm has an exact-match score."
     best = max(em.values())
     leaders = sorted(arm for arm, v in em.items() if _points(v, best) == 0)
-    names = [f"{arm} ({ARM_LABELS.get(arm, arm)})" for arm in leaders]
+    names = [f"{arm} ({arm_label(arm)})" for arm in leaders]
     if len(leaders) == 1:
         best_sentence = f"Best arm: {names[0]}, EM {100 * best:.1f}%."
     elif len(leaders) == len(em):
@@ -111,7 +147,10 @@ class ReportInputs:
     timings: dict[str, dict] = field(default_factory=dict)
     base_model: dict = field(default_factory=dict)
     comparisons: dict[str, dict] = field(default_factory=dict)  # evaluation.compare_arms
+    effects: dict[str, dict] = field(default_factory=dict)  # evaluation.effects
+    contamination: dict = field(default_factory=dict)  # evaluate stage: overlap checks
     examples: int = 5
+    confidence: float = 0.95
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -157,9 +196,9 @@ def _arms_section(inp: ReportInputs) -> list[str]:
         rows.append(
             [
                 escape_md(arm),
-                escape_md(ARM_LABELS.get(arm, arm)),
-                _fmt(m.get("exact_match"), 1, 100),
-                _fmt(m.get("f1"), 1, 100),
+                escape_md(arm_label(arm)),
+                _with_ci(m, "exact_match"),
+                _with_ci(m, "f1"),
                 *ragas,
                 _fmt(m.get("n")),
             ]
@@ -167,8 +206,8 @@ def _arms_section(inp: ReportInputs) -> list[str]:
     header = [
         "arm",
         "what",
-        "EM (%)",
-        "F1 (%)",
+        f"EM (%) [{_pct(inp.confidence)} CI]",
+        f"F1 (%) [{_pct(inp.confidence)} CI]",
         "string similarity",
         "ROUGE-L",
         "context precision",
@@ -189,6 +228,78 @@ def _arms_section(inp: ReportInputs) -> list[str]:
     ]
 
 
+def _pct(level: float) -> str:
+    return f"{100 * level:g}%"
+
+
+def _with_ci(m: dict, metric: str) -> str:
+    ci = m.get(f"{metric}_ci")
+    value = _fmt(m.get(metric), 1, 100)
+    if not ci or ci[0] is None:
+        return value
+    return f"{value} [{_fmt(ci[0], 1, 100)}, {_fmt(ci[1], 1, 100)}]"
+
+
+EFFECT_LABELS = {
+    "finetuning_gain_closed_book": "fine-tuning gain without retrieval",
+    "finetuning_gain_with_retrieval": "fine-tuning gain with retrieval",
+    "interaction": "interaction (gain with − gain without)",
+    "retrieval_gain": "retrieval gain (retrieved − closed-book)",
+    "retrieval_gap": "retrieval gap (oracle − retrieved)",
+    "distractor_cost": "distractor cost (oracle − oracle + distractors)",
+}
+
+
+def _effects_section(inp: ReportInputs) -> list[str]:
+    if not inp.effects:
+        return []
+    rows = []
+    for model, effs in inp.effects.items():
+        for name, e in effs.items():
+            rows.append(
+                [
+                    escape_md(model),
+                    escape_md(EFFECT_LABELS.get(name, name)),
+                    escape_md(e.get("contrast", "")),
+                    _fmt(e.get("estimate"), 1, 100),
+                    f"{_fmt(e.get('ci_low'), 1, 100)} to {_fmt(e.get('ci_high'), 1, 100)}",
+                    "yes" if e.get("significant") else "no significant difference",
+                ]
+            )
+    header = ["model", "effect", "contrast", "EM points", f"{_pct(inp.confidence)} CI", "significant?"]
+    return [
+        "## Effects",
+        "",
+        *_table(header, rows),
+        "",
+        (
+            "Each effect is a contrast of arms over the same questions, with a paired bootstrap CI (resampling "
+            "questions). The interaction asks whether fine-tuning helps more (or hurts more) when retrieval is on; "
+            "the retrieval gap is what a perfect retriever would add; the distractor cost is what plausible wrong "
+            "passages beside the right one take away."
+        ),
+        "",
+    ]
+
+
+def _contamination_section(inp: ReportInputs) -> list[str]:
+    if not inp.contamination:
+        return []
+    rows = [[escape_md(k), escape_md(v)] for k, v in _flatten(inp.contamination).items()]
+    return [
+        "## Contamination check",
+        "",
+        *_table(["check", "value"], rows),
+        "",
+        (
+            "Fine-tuning data holding an eval question (exact or near-duplicate, MinHash LSH on word 3-grams) fails "
+            "the finetune stage; these counts are 0 by construction when the stage ran. The corpus containing the "
+            "answers is expected: that is what RAG retrieves."
+        ),
+        "",
+    ]
+
+
 def _comparisons_section(inp: ReportInputs) -> list[str]:
     if not inp.comparisons:
         return []
@@ -197,13 +308,17 @@ def _comparisons_section(inp: ReportInputs) -> list[str]:
             escape_md(f"{c['a']} − {c['b']}"),
             _fmt(c["diff"], 1, 100),
             f"{_fmt(c['ci_low'], 1, 100)} to {_fmt(c['ci_high'], 1, 100)}",
+            _fmt(c.get("f1_diff"), 1, 100),
             _fmt(c["only_a"]),
             _fmt(c["only_b"]),
             _fmt(c["p_value"], 3),
         ]
         for c in inp.comparisons.values()
     ]
-    header = ["difference", "EM points", "95% CI", "only first right", "only second right", "McNemar p"]
+    header = [
+        "difference", "EM points", f"{_pct(inp.confidence)} CI", "F1 points", "only first right", "only second right",
+        "McNemar p",
+    ]
     return [
         "## Are the differences real?",
         "",
@@ -228,7 +343,9 @@ def _retrieval_section(inp: ReportInputs) -> list[str]:
 
 def _costs_section(inp: ReportInputs) -> list[str]:
     fixed = [
-        ["fine-tuning time (s)", _fmt(inp.finetune.get("train_seconds"), 1)],
+        [f"fine-tuning time, {escape_md(model)} (s)", _fmt(m.get("train_seconds"), 1)]
+        for model, m in sorted(inp.finetune.items())
+    ] + [
         ["index size (bytes)", _fmt(inp.index.get("index_bytes"))],
         ["index build time (s)", _fmt(inp.index.get("build_seconds"), 2)],
     ]
@@ -349,7 +466,9 @@ def render_report(inp: ReportInputs) -> str:
         "",
         *testbed_note(model),
         *_arms_section(inp),
+        *_effects_section(inp),
         *_comparisons_section(inp),
+        *_contamination_section(inp),
         *_retrieval_section(inp),
         *_costs_section(inp),
         *_attribute_section(inp),

@@ -1,4 +1,4 @@
-"""contexts: one prompt-context file per arm (none: nothing; retrieved: the top_k chunks)."""
+"""contexts: one prompt-context file per context arm (none, retrieved, oracle, oracle_distractors)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ def main(cfg, run):
     ranked = read_jsonl(paths.RANKED)
     chunks = read_jsonl(paths.CHUNKS_FILE)
 
-    retrieved = contexts.retrieved_contexts(questions, ranked, chunks, cfg.retrieval.top_k)
+    built = contexts.build_all(questions, ranked, chunks, cfg.retrieval)
     # each file is written atomically on its own: an unchanged file keeps its hash, so its arms stay cached
-    write_jsonl(paths.context_file("none"), contexts.none_contexts(questions))
-    write_jsonl(paths.context_file("retrieved"), retrieved)
+    for kind, rows in built.items():
+        write_jsonl(paths.context_file(kind), rows)
     run.write_record(paths.CONTEXTS)
-    log.info("contexts for %d questions (top_k=%d)", len(questions), cfg.retrieval.top_k)
-    run.log_metrics({"n_questions": len(questions), "top_k": cfg.retrieval.top_k})
+    sizes = {f"mean_chunks_{k}": sum(len(r["chunks"]) for r in rows) / max(len(rows), 1) for k, rows in built.items()}
+    log.info("contexts for %d questions: %s", len(questions), sizes)
+    run.log_metrics({"n_questions": len(questions), **sizes})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
-"""finetune: a LoRA adapter on the base model, trained on the training data only → models/finetuned/.
+"""finetune@<model>: one fine-tuned model of the experiment → models/<model>/ (a LoRA adapter).
 
-Also writes metrics/finetune.json (time, loss, sizes) and plots/finetune_loss.csv (step,loss).
+    python stages/finetune.py +arm.model=<finetuned|raft>
+
+`finetuned` injects the documents (finetune.mode); `raft` trains reading among distractors (finetune.raft).
+Both train on training data only. Also writes metrics/finetune/<model>.json (time, loss, sizes,
+the contamination check) and plots/finetune_loss/<model>.csv (step,loss).
 """
 
 from __future__ import annotations
@@ -8,29 +12,41 @@ from __future__ import annotations
 import logging
 
 from ragft import paths
+from ragft.config import ConfigError
 from ragft.stage import stage
 
 log = logging.getLogger("ragft.stages.finetune")
 
 
-@stage("finetune", inputs=lambda cfg: [str(paths.BASE_MODEL), str(paths.PREPARED)])
+def _inputs(cfg) -> list[str]:
+    return [str(paths.BASE_MODEL), str(paths.PREPARED), str(paths.CHUNKS_FILE)]
+
+
+@stage("finetune", inputs=_inputs)
 def main(cfg, run) -> None:
-    from ragft.finetune import finetune, write_loss_curve
+    from ragft.finetune import RECIPES, finetune, write_loss_curve
     from ragft.io import atomic_dir, write_json
 
-    with atomic_dir(paths.FINETUNED) as out:
-        result = finetune(cfg, paths.BASE_MODEL, paths.PREPARED, out)
+    model = cfg.arm.model if cfg.arm is not None else None
+    if model not in RECIPES:
+        raise ConfigError(f"finetune needs the model to train: +arm.model=<{'|'.join(RECIPES)}> (got {model!r})")
+
+    with atomic_dir(paths.model_dir(model)) as out:
+        result = finetune(cfg, paths.BASE_MODEL, paths.PREPARED, out, recipe=model, chunks_file=paths.CHUNKS_FILE)
         write_json(out / "manifest.json", result.manifest)
+        # the model carries its own training record (what evaluate reads), mirrored below for `dvc metrics/plots`
+        write_json(out / paths.TRAIN_METRICS, result.metrics)
+        write_loss_curve(out / paths.TRAIN_CURVE, result.log_history)
         run.write_record(out)
 
-    write_json(paths.FINETUNE_METRICS, result.metrics)
-    n_points = write_loss_curve(paths.TRAIN_CURVE_PLOT, result.log_history)
+    write_json(paths.finetune_metrics(model), result.metrics)
+    n_points = write_loss_curve(paths.train_curve(model), result.log_history)
     for entry in result.log_history:
         if "loss" in entry:
             run.log_metrics({"finetune_loss": entry["loss"]}, step=int(entry["step"]))
     run.log_metrics(result.metrics)
-    run.log_artifact(paths.TRAIN_CURVE_PLOT)
-    log.info("fine-tuned (%s): %s; %d loss points", cfg.finetune.mode, result.metrics, n_points)
+    run.log_artifact(paths.train_curve(model))
+    log.info("fine-tuned %s: %s; %d loss points", model, result.metrics, n_points)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """infer@<model>-<context>: answer the eval questions with one arm of the experiment.
 
-    python stages/infer.py +arm.model=<base|finetuned> +arm.context=<none|retrieved>
+    python stages/infer.py +arm.model=<base|finetuned|raft> +arm.context=<none|retrieved|oracle|oracle_distractors>
 
 Writes data/predictions/<model>-<context>/: predictions.jsonl (deterministic: byte-identical on a
 rerun), arm.json (the arm, its generator, the decoding) and timings.json (wall clock, varies).
@@ -22,7 +22,7 @@ log = logging.getLogger("ragft.stages.infer")
 def _inputs(cfg) -> list[str]:
     if cfg.arm is None:
         return []
-    extra = [paths.FINETUNED] if cfg.arm.model == "finetuned" else []
+    extra = [paths.model_dir(cfg.arm.model)] if cfg.arm.model != "base" else []
     return [str(p) for p in [paths.BASE_MODEL, *extra, paths.context_file(cfg.arm.context)]]
 
 
@@ -42,7 +42,7 @@ def main(cfg, run) -> None:
     run.set_tags({"mlflow.runName": f"infer@{name}", "ragft.arm": name})
 
     rows = read_contexts(paths.context_file(arm.context))
-    adapter = paths.FINETUNED if arm.model == "finetuned" else None
+    adapter = paths.model_dir(arm.model) if arm.model != "base" else None
     model, tokenizer, manifest = load_generator(paths.BASE_MODEL, adapter)
     log.info(
         "arm %s: %d questions, generator %s%s", name, len(rows), manifest.get("name", "?"), " + LoRA" if adapter else ""

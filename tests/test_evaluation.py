@@ -64,7 +64,8 @@ def write_fixture(root: Path, manifest: dict | None = None) -> None:
         write_json(out / paths.TIMINGS, {"mean_latency_seconds": 0.01, "questions_per_second": 100.0})
     write_json(root / paths.RETRIEVAL_METRICS, {"recall@1": 0.67, "recall@10": 1.0, "mrr": 0.8, "ndcg@10": 0.85})
     write_json(root / paths.INDEX_METRICS, {"index_bytes": 4608, "build_seconds": 0.01})
-    write_json(root / paths.FINETUNE_METRICS, {"train_seconds": 12.5})
+    write_json(root / paths.model_dir("finetuned") / paths.TRAIN_METRICS,
+               {"train_seconds": 12.5, "eval_overlap_exact": 0, "eval_overlap_near": 0})
 
 
 # --------------------------------------------------------------------------- SQuAD
@@ -168,16 +169,30 @@ def test_evaluate_arms_on_fixture(tmp_path, no_network):
     assert "context_recall" not in metrics["base-none"]  # not applicable without a context
     assert metrics["base-retrieved"]["context_recall"] == pytest.approx(2 / 3, abs=1e-6)  # q3 retrieved the wrong doc
     assert metrics["base-retrieved"]["mean_prompt_tokens"] == 30.0 and metrics["base-none"]["n"] == 3
-    comparisons = evaluation.compare_arms(scores, seed=0)
-    assert set(comparisons) == {
-        "base-retrieved vs finetuned-none",
-        "finetuned-retrieved vs base-retrieved",
+    comparisons = evaluation.compare_arms(scores)
+    assert set(comparisons) == {  # the factorial neighbours (shared model or context) + RAG vs fine-tuning
         "base-retrieved vs base-none",
         "finetuned-none vs base-none",
+        "finetuned-retrieved vs base-retrieved",
+        "finetuned-retrieved vs finetuned-none",
+        "base-retrieved vs finetuned-none",
     }
     both = comparisons["finetuned-retrieved vs base-retrieved"]
     assert both["diff"] == pytest.approx(2 / 3) and (both["only_a"], both["only_b"]) == (2, 0)
     assert both["ci_low"] <= both["diff"] <= both["ci_high"] and both["p_value"] == pytest.approx(0.5)
+    assert both["significant"] is (both["ci_low"] > 0)
+    # effects are per-question contrasts; the interaction is the difference in differences
+    eff = evaluation.effects(scores)["finetuned"]
+    em = {a: s.metrics["exact_match"] for a, s in scores.items()}
+    assert eff["finetuning_gain_closed_book"]["estimate"] == pytest.approx(em["finetuned-none"] - em["base-none"])
+    assert eff["interaction"]["estimate"] == pytest.approx(
+        (em["finetuned-retrieved"] - em["base-retrieved"]) - (em["finetuned-none"] - em["base-none"])
+    )
+    assert "retrieval_gap" not in eff  # no oracle arm in this fixture
+    doc = evaluation.metrics_document(scores, evaluation.Bootstrap(200, 0.9, 1))
+    assert set(doc) == {"arms", "differences", "effects", "bootstrap"}
+    lo, hi = doc["arms"]["base-retrieved"]["exact_match_ci"]
+    assert lo <= doc["arms"]["base-retrieved"]["exact_match"] <= hi
     table = evaluation.per_question_table(QA, scores)
     assert list(table.columns[:4]) == ["qid", "attribute", "question", "gold_answer"]
     assert table["finetuned-retrieved.answer"].tolist() == ["Paris", "Acme Corp", "physics"]
@@ -202,12 +217,16 @@ def test_evaluate_stage_writes_outputs_and_mlflow_summary(tmp_path, monkeypatch,
     monkeypatch.delenv("DVC_EXP_NAME", raising=False)
     write_fixture(tmp_path)
     cfg = OmegaConf.merge(default_cfg, {"eval": {"examples": 2}})
+    cfg.arms.models, cfg.arms.contexts = ["base", "finetuned"], ["none", "retrieved"]
+    cfg.arms.trained = {"finetuned": "data/prepared"}
     plain = OmegaConf.to_container(cfg, resolve=True)
     with tracking.stage_run("evaluate", plain) as run:
         _stage("evaluate")(cfg, run)
 
-    metrics = json.loads(Path(paths.EVAL_METRICS).read_text())
-    assert metrics["finetuned-retrieved"]["exact_match"] == 1.0
+    doc = json.loads(Path(paths.EVAL_METRICS).read_text())
+    assert doc["arms"]["finetuned-retrieved"]["exact_match"] == 1.0
+    assert doc["contamination"]["finetune_vs_eval"] == {"finetuned": {"exact": 0, "near_duplicates": 0}}
+    assert doc["effects"]["finetuned"]["interaction"]["contrast"].startswith("(finetuned-retrieved")
     first = Path(paths.EVAL_METRICS).read_bytes()
     with open(paths.PER_QUESTION, newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -220,7 +239,7 @@ def test_evaluate_stage_writes_outputs_and_mlflow_summary(tmp_path, monkeypatch,
 
     client = MlflowClient(tracking.tracking_uri())
     child, parent = client.get_run(run.run_id), client.get_run(run.parent_id)
-    assert child.data.metrics["base-retrieved.exact_match"] == pytest.approx(1 / 3, abs=1e-6)
+    assert child.data.metrics["arms.base-retrieved.exact_match"] == pytest.approx(1 / 3, abs=1e-6)
     assert parent.data.metrics["finetuned-retrieved.exact_match"] == 1.0
     assert parent.data.params["retrieval.top_k"] == str(cfg.retrieval.top_k)
     artifacts = {a.path for a in client.list_artifacts(run.run_id)}

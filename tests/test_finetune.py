@@ -135,3 +135,69 @@ def test_loss_curve_csv(tmp_path):
     history = [{"loss": 2.5, "step": 1}, {"loss": 1.25, "step": 2}, {"train_runtime": 1.0, "step": 2}]
     assert write_loss_curve(tmp_path / "loss.csv", history) == 2
     assert (tmp_path / "loss.csv").read_text() == "step,loss\n1,2.500000\n2,1.250000\n"
+
+
+# --------------------------------------------------------------------------- RAFT
+
+
+def _chunks(prepared) -> list[dict]:
+    """One chunk per document (synthbio biographies fit one chunk)."""
+    return [{"chunk_id": f"{d['doc_id']}#0000", "doc_id": d["doc_id"], "text": d["text"]}
+            for d in read_jsonl(prepared / "documents.jsonl")]
+
+
+def test_raft_rows_mix_gold_and_distractors_by_seeded_p(tiny_cfg, prepared):
+    from ragft.raft import raft_rows
+
+    qa_train, chunks = read_jsonl(prepared / "qa_train.jsonl"), _chunks(prepared)
+    text = {c["doc_id"]: c["text"] for c in chunks}
+    cfg = OmegaConf.merge(tiny_cfg, {"finetune": {"raft": {"p_gold": 0.5, "distractors": 2, "seed": 7}}})
+    rows = raft_rows(qa_train, chunks, cfg)
+    assert [r["qid"] for r in rows] == sorted(q["qid"] for q in qa_train)
+    by_qid = {q["qid"]: q for q in qa_train}
+    for row in rows:
+        gold = text[by_qid[row["qid"]]["doc_ids"][0]]
+        assert (gold in row["prompt"]) is row["gold_in_context"]
+        n_passages = sum(t in row["prompt"] for t in text.values())
+        assert n_passages == 2 + row["gold_in_context"]  # two distractors, never the gold one twice
+        assert row["prompt"].endswith("answer :") and row["answer"] == by_qid[row["qid"]]["answer"]
+        assert row["question"] in row["prompt"]
+    share = sum(r["gold_in_context"] for r in rows) / len(rows)
+    assert 0.25 < share < 0.75  # p_gold = 0.5 over ~40 questions
+    assert raft_rows(qa_train, chunks, cfg) == rows  # seeded
+    other = raft_rows(qa_train, chunks, OmegaConf.merge(cfg, {"finetune": {"raft": {"seed": 8}}}))
+    assert other != rows
+    all_gold = raft_rows(qa_train, chunks, OmegaConf.merge(cfg, {"finetune": {"raft": {"p_gold": 1.0}}}))
+    assert all(r["gold_in_context"] for r in all_gold)
+    with pytest.raises(DataError, match="no chunk of its gold document"):
+        raft_rows(qa_train, chunks[:1], cfg)
+
+
+def test_raft_recipe_trains_an_adapter_with_a_contamination_check(tiny_cfg, base_dir, prepared, tmp_path):
+    chunks_file = tmp_path / "chunks.jsonl"
+    write_jsonl(chunks_file, _chunks(prepared))
+    cfg = cfg_with(tiny_cfg, max_steps=2)
+    out = tmp_path / "raft"
+    out.mkdir()
+    result = finetune(cfg, base_dir, prepared, out, recipe="raft", chunks_file=chunks_file)
+    assert (out / "adapter_model.safetensors").exists()
+    assert result.manifest["recipe"] == "raft" and result.manifest["rows"]["raft"] == len(
+        read_jsonl(prepared / "qa_train.jsonl")
+    )
+    assert result.manifest["contamination"]["exact"] == 0 and result.metrics["eval_overlap_near"] == 0
+    with pytest.raises(ConfigError, match="recipe 'bogus'"):
+        finetune(cfg, base_dir, prepared, out, recipe="bogus")
+
+
+def test_contamination_guard_catches_near_duplicate_eval_questions():
+    from ragft.finetune import contamination_guard
+
+    evaluation = [{"qid": "q1", "question": "In which city was Ada Lovelace of Harlow born, and in what year?"}]
+    clean = [{"qid": "t1", "question": "Which university did Bo Tidewater attend?"}, {"text": "Ada was born in 1815."}]
+    assert contamination_guard(clean, evaluation, "train")["near_duplicates"] == 0
+    near = [{"qid": "t2", "question": "In which city was Ada Lovelace of Harlow born and in what year ?!"}]
+    with pytest.raises(DataError, match="eval question"):
+        contamination_guard(near, evaluation, "train")
+    reworded = [{"qid": "t3", "question": "in which city was ada lovelace of harlow born, and in what year exactly"}]
+    with pytest.raises(DataError, match="near-duplicates"):
+        contamination_guard(reworded, evaluation, "train")

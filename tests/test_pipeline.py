@@ -17,9 +17,11 @@ from tests.pipeline_repo import PipelineRepo, stage_names
 
 pytestmark = pytest.mark.slow
 
-ARMS = {f"infer@{m}-{c}" for m in ("base", "finetuned") for c in ("none", "retrieved")}
-RETRIEVED_ARMS = {a for a in ARMS if a.endswith("retrieved")}
-FINETUNED_ARMS = {a for a in ARMS if "finetuned" in a}
+MODELS, CONTEXTS = ("base", "finetuned", "raft"), ("none", "retrieved", "oracle", "oracle_distractors")
+ARMS = {f"infer@{m}-{c}" for m in MODELS for c in CONTEXTS}
+RETRIEVED_ARMS = {a for a in ARMS if a.endswith("-retrieved")}
+FINETUNES = {"finetune@finetuned", "finetune@raft"}
+TUNED_ARMS = {a for a in ARMS if not a.startswith("infer@base-")}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,8 @@ def test_repro_runs_every_stage(repo):
 
 def test_every_declared_output_exists(repo):
     outs = declared_outputs(repo)
-    assert {"data/prepared", "data/chunks", "data/embeddings", "data/index", "models/base", "models/finetuned"} <= set(outs)
+    assert {"data/prepared", "data/chunks", "data/embeddings", "data/index", "models/base", "models/finetuned",
+            "models/raft", "data/contexts/oracle_distractors.jsonl"} <= set(outs)
     for out in outs:
         assert (repo.root / out).exists(), out
         if (repo.root / out).is_dir():
@@ -51,10 +54,13 @@ def test_every_declared_output_exists(repo):
 
 
 def test_metrics_have_every_arm(repo):
-    metrics = json.loads((repo.root / paths.EVAL_METRICS).read_text())
-    assert {f"{m}-{c}" for m in ("base", "finetuned") for c in ("none", "retrieved")} <= set(metrics)
-    for arm in metrics.values():
-        assert 0.0 <= arm["exact_match"] <= 1.0
+    doc = json.loads((repo.root / paths.EVAL_METRICS).read_text())
+    assert set(doc["arms"]) == {a.removeprefix("infer@") for a in ARMS}
+    for arm in doc["arms"].values():
+        lo, hi = arm["exact_match_ci"]
+        assert 0.0 <= lo <= arm["exact_match"] <= hi <= 1.0
+    assert {"finetuning_gain_closed_book", "interaction", "retrieval_gap", "distractor_cost"} <= set(doc["effects"]["raft"])
+    assert doc["contamination"]["finetune_vs_eval"]["raft"] == {"exact": 0, "near_duplicates": 0}
     retrieval = json.loads((repo.root / paths.RETRIEVAL_METRICS).read_text())
     assert 0.0 <= retrieval["recall@1"] <= retrieval["recall@10"] <= 1.0
     assert (repo.root / paths.COMPARISON_REPORT).read_text().strip()
@@ -79,10 +85,10 @@ def test_nothing_changed_runs_nothing(repo):
     assert repo.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
 
 
-def exp_run(repo: PipelineRepo, *overrides: str) -> set[str]:
+def exp_run(repo: PipelineRepo, *overrides: str, targets: tuple[str, ...] = ()) -> set[str]:
     try:
         args = [a for o in overrides for a in ("-S", o)]
-        return repo.ran(repo.dvc("exp", "run", *args).stdout)
+        return repo.ran(repo.dvc("exp", "run", *args, *targets).stdout)
     finally:
         repo.reset()
 
@@ -91,36 +97,42 @@ UPSTREAM_OF_MODEL = {"prepare", "chunk", "embed", "index", "retrieve", "contexts
 
 
 def test_overrides_reach_their_stages_and_rerun_only_downstream(repo):
-    """`dvc exp run -S key=value` and `-S group=option` reach the stages that read them."""
-    out = repo.dvc("exp", "run", "-S", "chunking.size=48", "-S", "chunking.overlap=8", "-S", "embedder=minilm_cls").stdout
+    """`dvc exp run -S key=value` and `-S group=option` reach the stages that read them (run up to embed)."""
+    out = repo.dvc(
+        "exp", "run", "-S", "chunking.size=48", "-S", "chunking.overlap=8", "-S", "embedder=minilm_cls", "embed"
+    ).stdout
     chunks = json.loads((repo.root / "data/chunks/manifest.json").read_text())
     embeddings = json.loads((repo.root / "data/embeddings/manifest.json").read_text())
     repo.reset()
     ran = repo.ran(out)
-    assert {"chunk", "embed", "index", "retrieve"} <= ran
-    assert not ran & {"prepare", "base_model", "finetune"}
+    assert ran == {"chunk", "embed"}
     assert (chunks["size"], chunks["overlap"]) == (48, 8), chunks
     assert embeddings["pooling"] == "cls" and embeddings["max_length"] == 128
 
 
+def test_chunking_change_reaches_raft_but_not_the_document_finetune(repo):
+    changed = changed_params(repo, {"chunking": {"size": 48}})
+    assert changed == {"chunk"}
+    users = downstream(repo, "chunk")
+    assert "finetune@raft" in users and "finetune@finetuned" not in users
+    assert not users & {"prepare", "base_model"}
+
+
 def test_index_change_reruns_index_not_chunk_or_embed(repo):
-    ran = exp_run(repo, "index=hnsw")
-    assert {"index", "retrieve"} <= ran
-    assert not ran & {"prepare", "chunk", "embed", "base_model", "finetune"}
+    ran = exp_run(repo, "index=hnsw", targets=("retrieve",))
+    assert ran == {"index", "retrieve"}
 
 
 def test_top_k_change_reruns_only_retrieved_arms_and_evaluate(repo):
     ran = exp_run(repo, "retrieval.top_k=2")
-    assert RETRIEVED_ARMS | {"evaluate"} <= ran
-    assert not ran & (ARMS - RETRIEVED_ARMS)
-    assert not ran & {"prepare", "chunk", "embed", "index", "retrieve", "base_model", "finetune"}
+    # contexts rewrites every file; only retrieved.jsonl changes, so only its arms rerun (content hashes)
+    assert ran == {"contexts", "evaluate"} | RETRIEVED_ARMS
 
 
 def test_finetune_change_reruns_finetuned_arms_not_base_arms(repo):
-    ran = exp_run(repo, "finetune.lr=0.002")
-    assert {"finetune", "evaluate"} | FINETUNED_ARMS <= ran
-    assert not ran & (ARMS - FINETUNED_ARMS)
-    assert not ran & UPSTREAM_OF_MODEL
+    assert changed_params(repo, {"finetune": {"lr": 0.002}}) == FINETUNES
+    users = set().union(*(downstream(repo, f) for f in FINETUNES))
+    assert users == TUNED_ARMS | {"evaluate"}
 
 
 def changed_stages(repo: PipelineRepo, conf_file: str, old: str, new: str) -> set[str]:
@@ -131,6 +143,18 @@ def changed_stages(repo: PipelineRepo, conf_file: str, old: str, new: str) -> se
     path.write_text(text.replace(old, new, 1))
     try:
         repo.run(sys.executable, "-m", "ragft.config", "compose")
+        return set(json.loads(repo.dvc("status", "--json").stdout)) - {"check_params"}
+    finally:
+        repo.reset()
+
+
+def changed_params(repo: PipelineRepo, patch: dict) -> set[str]:
+    """Patch params.yaml as `dvc exp run -S` would, and ask `dvc status` which stages changed."""
+    from omegaconf import OmegaConf
+
+    path = repo.root / "params.yaml"
+    path.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(path), patch)))
+    try:
         return set(json.loads(repo.dvc("status", "--json").stdout)) - {"check_params"}
     finally:
         repo.reset()
@@ -156,7 +180,7 @@ def downstream(repo: PipelineRepo, stage: str) -> set[str]:
 def test_model_change_touches_base_model_only_upstream_of_its_users(repo):
     assert changed_stages(repo, "experiment/tiny.yaml", "steps: 30", "steps: 20") == {"base_model"}
     users = downstream(repo, "base_model")
-    assert {"finetune", "evaluate"} | ARMS <= users
+    assert FINETUNES | {"evaluate"} | ARMS <= users
     assert not users & UPSTREAM_OF_MODEL
 
 

@@ -21,7 +21,7 @@ def test_verdict_rag_wins_and_finetuning_adds():
     text = report.verdict(arms(0.05, 0.62, 0.30, 0.66))
     assert text.startswith(
         "On this corpus, RAG (base + retrieved) beats LoRA fine-tuning (finetuned, closed-book) by 32.0 EM points; "
-        "fine-tuning added 4.0 points on top of RAG."
+        "fine-tuning on the documents added 4.0 points on top of RAG."
     )
     assert "Best arm: finetuned-retrieved" in text and "66.0%" in text
 
@@ -30,15 +30,15 @@ def test_verdict_finetuning_wins_and_costs_on_top_of_rag():
     text = report.verdict(arms(0.05, 0.40, 0.55, 0.385))
     assert text.startswith(
         "On this corpus, LoRA fine-tuning (finetuned, closed-book) beats RAG (base + retrieved) by 15.0 EM points; "
-        "fine-tuning on top of RAG lost 1.5 points."
+        "fine-tuning on the documents on top of RAG lost 1.5 points."
     )
     assert "Best arm: finetuned-none" in text
 
 
 def test_verdict_no_difference_and_ties():
     text = report.verdict(arms(0.1, 0.5, 0.5, 0.5))
-    assert "show no difference in EM (50.0%)" in text
-    assert "fine-tuning made no difference on top of RAG" in text
+    assert "RAG (base + retrieved) and LoRA fine-tuning (finetuned, closed-book): no significant difference" in text
+    assert "fine-tuning on the documents on top of RAG: no significant difference (+0.0 points)" in text
     assert "Best arms (tied): base-retrieved (RAG: base + retrieved), finetuned-none" in text
     assert "and finetuned-retrieved (both: finetuned + retrieved), EM 50.0%." in text
     assert report.verdict(arms(0.0, 0.0, 0.0, 0.0)).endswith("All arms tie at EM 0.0%.")
@@ -46,12 +46,16 @@ def test_verdict_no_difference_and_ties():
 
 def test_verdict_carries_the_paired_confidence_interval():
     ci = {
-        "base-retrieved vs finetuned-none": {"ci_low": -0.20, "ci_high": -0.10},
-        "finetuned-retrieved vs base-retrieved": {"ci_low": -0.04, "ci_high": 0.01},
+        "base-retrieved vs finetuned-none": {"diff": -0.15, "ci_low": -0.20, "ci_high": -0.10},
+        "finetuned-retrieved vs base-retrieved": {"diff": -0.015, "ci_low": -0.04, "ci_high": 0.01},
     }
     text = report.verdict(arms(0.05, 0.40, 0.55, 0.385), ci)
     assert "beats RAG (base + retrieved) by 15.0 EM points (95% CI 10.0 to 20.0);" in text
-    assert "lost 1.5 points (95% CI -1.0 to 4.0: within noise)." in text
+    # a CI spanning 0 is called what it is
+    assert "fine-tuning on the documents on top of RAG: no significant difference (-1.5 points (95% CI -4.0 to 1.0))" in text
+    # the verdict finds a difference stored either way round
+    flipped = {"finetuned-none vs base-retrieved": {"diff": 0.15, "ci_low": 0.10, "ci_high": 0.20}}
+    assert "by 15.0 EM points (95% CI 10.0 to 20.0)" in report.verdict(arms(0.05, 0.40, 0.55, 0.385), flipped)
 
 
 def test_verdict_with_only_some_arms():

@@ -98,3 +98,38 @@ def test_contexts_none_and_retrieved_top_k():
     assert len(contexts.retrieved_contexts(QUESTIONS, RANKED, CHUNKS, top_k=10)[0]["chunks"]) == 4
     with pytest.raises(DataError, match="ranked.jsonl: no row for qid"):
         contexts.retrieved_contexts(QUESTIONS, RANKED[:1], CHUNKS, top_k=2)
+
+
+def test_oracle_contexts_hold_the_gold_documents_chunks():
+    got = contexts.oracle_contexts(QUESTIONS[:2], CHUNKS)
+    assert [r["qid"] for r in got] == ["q1", "q2"]
+    assert [c["chunk_id"] for c in got[0]["chunks"]] == ["d1#0000", "d1#0001"]
+    assert [c["chunk_id"] for c in got[1]["chunks"]] == ["d3#0000", "d3#0001", "d3#0002"]
+    assert all(c["score"] is None for r in got for c in r["chunks"])  # not ranked by the retriever
+    with pytest.raises(DataError, match=r"no chunk of gold document\(s\) \['d4'\]"):
+        contexts.oracle_contexts(QUESTIONS, CHUNKS)
+
+
+def test_oracle_distractors_are_the_best_ranked_non_gold_chunks_shuffled_by_seed():
+    got = contexts.oracle_distractor_contexts(QUESTIONS[:2], RANKED, CHUNKS, n_distractors=2, seed=0)
+    q1 = {c["chunk_id"] for c in got[0]["chunks"]}
+    assert q1 == {"d1#0000", "d1#0001", "d2#0000", "d3#0000"}  # gold d1 + the two best non-d1 chunks
+    q2 = [c["chunk_id"] for c in got[1]["chunks"]]
+    assert sorted(q2) == ["d1#0000", "d2#0000", "d3#0000", "d3#0001", "d3#0002"]
+    again = contexts.oracle_distractor_contexts(QUESTIONS[:2], RANKED, CHUNKS, n_distractors=2, seed=0)
+    assert again == got  # seeded
+    orders = {
+        tuple(c["chunk_id"] for c in contexts.oracle_distractor_contexts(QUESTIONS[:2], RANKED, CHUNKS, 2, s)[1]["chunks"])
+        for s in range(8)
+    }
+    assert len(orders) > 1  # the seed really shuffles
+    none = contexts.oracle_distractor_contexts(QUESTIONS[:2], RANKED, CHUNKS, n_distractors=0, seed=0)
+    assert {c["chunk_id"] for c in none[0]["chunks"]} == {"d1#0000", "d1#0001"}
+
+
+def test_build_all_makes_every_context_arm():
+    cfg = OmegaConf.create({"top_k": 1, "distractors": 1, "seed": 3})
+    built = contexts.build_all(QUESTIONS[:2], RANKED, CHUNKS, cfg)
+    assert list(built) == list(contexts.BUILDERS)
+    assert [len(r["chunks"]) for r in built["retrieved"]] == [1, 1]
+    assert [len(r["chunks"]) for r in built["oracle_distractors"]] == [3, 4]
