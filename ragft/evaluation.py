@@ -383,16 +383,16 @@ def effects(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), metric:
     return out
 
 
-def _clean(v: Any, digits: int = 6) -> Any:
+def json_safe(v: Any, digits: int = 6) -> Any:
     """JSON-safe and stable: floats rounded, NaN → null (JSON has no NaN)."""
     if v is None or isinstance(v, (bool, int, str)):
         return v
     if isinstance(v, float):
         return None if math.isnan(v) else round(v, digits)
     if isinstance(v, (list, tuple)):
-        return [_clean(x, digits) for x in v]
+        return [json_safe(x, digits) for x in v]
     if isinstance(v, dict):
-        return {k: _clean(x, digits) for k, x in v.items()}
+        return {k: json_safe(x, digits) for k, x in v.items()}
     return v
 
 
@@ -403,13 +403,13 @@ def metrics_table(scores: dict[str, ArmScores], intervals: dict | None = None, d
         row = dict(s.metrics)
         for metric, ci in (intervals or {}).get(name, {}).items():
             row[f"{metric}_ci"] = list(ci)
-        out[name] = _clean(row, digits)
+        out[name] = json_safe(row, digits)
     return out
 
 
 def metrics_document(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), extra: dict | None = None) -> dict:
     """metrics/metrics.json: arms (with CIs), differences, effects, the bootstrap settings (+ ``extra``)."""
-    return _clean(
+    return json_safe(
         {
             "arms": metrics_table(scores, arm_intervals(scores, boot)),
             "differences": compare_arms(scores, boot),

@@ -171,20 +171,37 @@ def _natural(key: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
 
 
+TESTBED_NOTE = (
+    "the generator here ({name}) is the scratch model: a small GPT-2 pretrained in this repo "
+    "as a {strong}testbed, not a real LLM{strong}. These numbers show how the arms compare on a model that has never "
+    "seen these documents; they are not the conclusions a real LLM would give. To run the same experiment "
+    "with a real model: {code}dvc exp run -S experiment=real_model{code} on a machine with Hugging Face hub access "
+    "(ragft runs offline by default; set {code}HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0{code} for that run)."
+)
+
+
 def testbed_note(base_model: dict) -> list[str]:
     if not base_model.get("testbed"):
         return []
     name = escape_md(base_model.get("name", "scratch"))
-    return [
-        (
-            f"> **Note:** the generator here ({name}) is the scratch model: a small GPT-2 pretrained in this repo "
-            "as a **testbed, not a real LLM**. These numbers show how the arms compare on a model that has never "
-            "seen these documents; they are not the conclusions a real LLM would give. To run the same experiment "
-            "with a real model: `dvc exp run -S experiment=real_model` on a machine with Hugging Face hub access (ragft runs "
-            "offline by default; set `HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0` for that run)."
-        ),
-        "",
-    ]
+    return ["> **Note:** " + TESTBED_NOTE.format(name=name, strong="**", code="`"), ""]
+
+
+def testbed_text(base_model: dict) -> list[str]:
+    """The testbed note as plain text (the HTML report escapes it)."""
+    if not base_model.get("testbed"):
+        return []
+    return ["Note: " + TESTBED_NOTE.format(name=base_model.get("name", "scratch"), strong="", code="")]
+
+
+def generator_text(manifest: dict) -> str:
+    """'name (source, N M parameters)' as plain text."""
+    if not manifest:
+        return "?"
+    details = [str(manifest.get("source", "?"))]
+    if isinstance(manifest.get("parameters"), int):
+        details.append(f"{manifest['parameters'] / 1e6:.1f} M parameters")
+    return f"{manifest.get('name', '?')} ({', '.join(details)})"
 
 
 def _arms_section(inp: ReportInputs) -> list[str]:
@@ -443,13 +460,8 @@ def _examples_section(inp: ReportInputs) -> list[str]:
 
 
 def _generator(manifest: dict) -> str:
-    """'name (source, N M parameters)' from the base model's manifest."""
-    if not manifest:
-        return "?"
-    details = [escape_md(manifest.get("source", "?"))]
-    if isinstance(manifest.get("parameters"), int):
-        details.append(f"{manifest['parameters'] / 1e6:.1f} M parameters")
-    return f"{escape_md(manifest.get('name', '?'))} ({', '.join(details)})"
+    """'name (source, N M parameters)' from the base model's manifest, Markdown-escaped."""
+    return escape_md(generator_text(manifest))
 
 
 def render_report(inp: ReportInputs) -> str:

@@ -26,10 +26,12 @@ def _inputs(cfg) -> list:
 
 @stage("evaluate", inputs=_inputs)
 def main(cfg, run) -> None:
-    from ragft import evaluation, report
+    from ragft import evaluation, html_report, judge, report
     from ragft.io import atomic_file, read_json, read_jsonl, write_json
     from ragft.tracking import flatten
 
+    if cfg.eval.judge.enabled:
+        judge.check_config(cfg.eval.judge)  # a bad judge setting fails before any scoring
     arms = [(m, c) for m in cfg.arms.models for c in cfg.arms.contexts]
     qa = evaluation.read_eval_questions(paths.QA_EVAL)
     chunks = read_jsonl(paths.CHUNKS_FILE)
@@ -44,10 +46,16 @@ def main(cfg, run) -> None:
     boot = evaluation.Bootstrap(cfg.eval.bootstrap_resamples, cfg.eval.confidence, cfg.eval.seed)
     contamination = evaluation.contamination_report(qa, chunks, trained, seed=cfg.eval.seed)
     doc = evaluation.metrics_document(scores, boot, {"contamination": contamination})
+    texts_by_chunk, _ = evaluation.chunk_texts(chunks)
+    judged = None
+    if cfg.eval.judge.enabled:  # LLM-judged ragas metrics; NaN judgements stay NaN (null) and are counted
+        judged = judge.judge_arms(cfg.eval.judge, judge.build_samples(qa, preds, texts_by_chunk))
+        for arm, row in judged["arms"].items():
+            doc["arms"][arm].update(evaluation.json_safe(row))
+        doc["judge"] = evaluation.json_safe({"settings": judged["settings"], "failures": judged["failures"]})
     scoring_seconds = time.perf_counter() - t0
     log.info("scored %d arms x %d questions in %.1f s", len(arms), len(qa), scoring_seconds)
     table = evaluation.per_question_table(qa, scores)
-    texts_by_chunk, _ = evaluation.chunk_texts(chunks)
     inputs = report.ReportInputs(
         metrics=doc["arms"],
         qa=qa,
@@ -72,12 +80,26 @@ def main(cfg, run) -> None:
         fh.write("arm,exact_match,f1\n" + "".join(f"{a},{m['exact_match']},{m['f1']}\n" for a, m in doc["arms"].items()))
     with atomic_file(paths.COMPARISON_REPORT) as fh:
         fh.write(report.render_report(inputs))
+    base_manifest = arm_info[names[0]]["base_model"]
+    ctx = html_report.load_context(
+        ".",
+        verdict=report.verdict(doc["arms"], doc["differences"]),
+        labels={a: report.arm_label(a) for a in doc["arms"]},
+        trained=list(cfg.arms.trained),
+        judge=judged,
+        examples=cfg.eval.examples,
+        generator=report.generator_text(base_manifest),
+        notes=report.testbed_text(base_manifest),
+    )
+    html_report.write_report(ctx)
     run.write_record(paths.REPORTS)
 
     flat = flatten({k: doc[k] for k in ("arms", "effects")})
     run.log_metrics(flat | flatten({"compare": doc["differences"]}) | {"scoring_seconds": scoring_seconds})
     run.log_table(table, artifact_file="per_question.json")
     run.log_artifact(paths.COMPARISON_REPORT)
+    run.log_artifact(html_report.HTML_REPORT)
+    run.log_artifact(html_report.PLOTS_DIR, "plots")
     run.log_artifact(paths.EVAL_METRICS)
     run.log_summary(OmegaConf.to_container(cfg, resolve=True), flatten(doc["arms"]))
     log.info("%s", report.verdict(doc["arms"], doc["differences"]))

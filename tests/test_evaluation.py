@@ -235,6 +235,7 @@ def test_evaluate_stage_writes_outputs_and_mlflow_summary(tmp_path, monkeypatch,
     report = Path(paths.COMPARISON_REPORT).read_text()
     assert "**Verdict:** On this corpus, RAG (base + retrieved) and LoRA fine-tuning" in report
     assert "testbed, not a real LLM" in report
+    assert "<!DOCTYPE html>" in Path(paths.HTML_REPORT).read_text()[:200]
     assert json.loads((Path(paths.REPORTS) / paths.RUN_RECORD).read_text())["run_id"] == run.run_id
 
     client = MlflowClient(tracking.tracking_uri())
