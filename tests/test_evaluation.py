@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from ragft import evaluation, paths
 from ragft.io import DataError, write_json, write_jsonl
+from tests.test_judge import server  # noqa: F401  (the local OpenAI-compatible judge server fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 ARMS = [("base", "none"), ("base", "retrieved"), ("finetuned", "none"), ("finetuned", "retrieved")]
@@ -248,3 +249,28 @@ def test_evaluate_stage_writes_outputs_and_mlflow_summary(tmp_path, monkeypatch,
 
     _stage("evaluate")(cfg, tracking.StageRun("evaluate", None, None, None))
     assert Path(paths.EVAL_METRICS).read_bytes() == first, "metrics.json must be deterministic"
+
+
+def test_evaluate_stage_with_the_judge_logs_scores_and_settings_not_the_key(tmp_path, monkeypatch, default_cfg, server):
+    """eval.judge.enabled: the stage judges every arm through the (real, local) OpenAI-compatible server."""
+    from ragft import tracking
+    from tests.test_judge import KEY as key
+    from tests.test_judge import _cfg
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    monkeypatch.setenv("RAGFT_TEST_JUDGE_KEY", key)
+    write_fixture(tmp_path)
+    cfg = OmegaConf.merge(default_cfg, {"eval": {"judge": _cfg(f"http://127.0.0.1:{server.server_port}/v1")}})
+    cfg.arms.models, cfg.arms.contexts = ["base", "finetuned"], ["none", "retrieved"]
+    cfg.arms.trained = {"finetuned": "data/prepared"}
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    with tracking.stage_run("evaluate", plain) as run:
+        _stage("evaluate")(cfg, run)
+    doc = json.loads(Path(paths.EVAL_METRICS).read_text())
+    assert doc["judge"]["settings"]["model"] == "judge-1"
+    scored = doc["arms"]["base-retrieved"]
+    assert any(k.startswith("judge_") for k in scored)
+    assert all(v is None or 0.0 <= v <= 1.0 for k, v in scored.items() if k.startswith("judge_") and k.count("_") == 1)
+    everything = Path(paths.EVAL_METRICS).read_text() + Path(paths.HTML_REPORT).read_text()
+    assert key not in everything
