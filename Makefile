@@ -19,12 +19,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup params demo test test-fast repro clean-runs mlflow-ui
+.PHONY: help setup params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench
 
 help:
 	@echo "make demo   - set up, run the default experiment (dvc repro), print where the results are"
 	@echo "make test   - set up, run the test suite"
 	@echo "make params - recompose params.yaml from conf/"
+	@echo "make bench  - benchmarks → reports/bench.md (BENCH_ARGS=--quick for a short run)"
+	@echo "make sweep ARGS=\"-S 'retrieval.top_k=1,3'\" - run a sweep of experiments (2 workers), then make compare"
+	@echo "make seeds  - one experiment per seed of eval.seeds; make compare gives mean +- std"
 
 setup: $(VENV)/.installed
 
@@ -50,5 +53,34 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+# Benchmarks → reports/bench.json + reports/bench.md (~30 min on 2 cores; BENCH_ARGS=--quick for minutes).
+# The generation benchmark reads the default base model and retrieved contexts: built first if missing.
+bench: setup
+	$(DVC) repro base_model contexts
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
+
+# Sweeps (ragft/sweep.py): queue the -S overrides, run them with -j workers into one MLflow store,
+# fail unless every experiment succeeded. make sweep ARGS="-j 2 -S 'chunking.size=64,128' --name chunks"
+sweep: setup
+	$(PY) -m ragft.sweep run $(ARGS)
+
+seeds: setup
+	$(PY) -m ragft.sweep seeds $(ARGS)
+
+# make compare (the latest sweep), ARGS="--sweep NAME", ARGS=--all, or ARGS="exp-a exp-b"
+compare: setup
+	$(PY) -m ragft.compare $(ARGS)
+
+# One tracking server in front of a store. A team runs it on a shared host with
+#   make mlflow-server MLFLOW_BACKEND=postgresql://mlflow@db/mlflow MLFLOW_ARTIFACTS=s3://bucket/mlflow MLFLOW_HOST=0.0.0.0
+# and everyone sets MLFLOW_TRACKING_URI=http://<host>:5000.
+MLFLOW_BACKEND   ?= sqlite:///$(CURDIR)/mlflow.db
+MLFLOW_ARTIFACTS ?= $(CURDIR)/mlartifacts
+MLFLOW_HOST      ?= 127.0.0.1
+MLFLOW_PORT      ?= 5000
+mlflow-server: setup
+	$(VENV)/bin/mlflow server --backend-store-uri "$(MLFLOW_BACKEND)" --artifacts-destination "$(MLFLOW_ARTIFACTS)" \
+		--host $(MLFLOW_HOST) --port $(MLFLOW_PORT)

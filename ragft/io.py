@@ -2,7 +2,9 @@
 
 A stage killed mid-way must never leave an output that DVC could cache as finished, so every
 output is written under a temporary name in the same directory and renamed into place only once
-it is complete (``os.replace`` is atomic on one filesystem). Nothing here ever unpickles.
+it is complete (``os.replace`` is atomic on one filesystem). Temp names carry the writer's pid, so
+what a SIGKILLed writer left behind is swept by the next write of the same output. Nothing here
+ever unpickles.
 """
 
 from __future__ import annotations
@@ -22,12 +24,40 @@ class DataError(ValueError):
     """Bad input data: the message names the file, the row or field, and the fix."""
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temps(path: Path) -> list[Path]:
+    """Remove what a killed writer of ``path`` left beside it (SIGKILL skips every cleanup): temp and old
+    siblings named after a pid that no longer runs. Never touches a live writer's files."""
+    removed = []
+    for kind in ("tmp", "old"):
+        prefix = f".{path.name}.{kind}-"
+        for stale in path.parent.glob(prefix + "*"):
+            pid = stale.name[len(prefix):].split("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    stale.unlink(missing_ok=True)
+                removed.append(stale)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``path`` when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    sweep_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; outputs are ordinary readable files
     try:
         yield tmp
@@ -48,7 +78,8 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    sweep_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
     os.chmod(tmp, 0o644)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:

@@ -32,13 +32,23 @@ def summary_text(root: str | Path = ".") -> str:
     def pct(v: float | None) -> str:
         return "NaN" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:5.1f}"
 
-    width = max([len(a) for a in metrics] + [3])
-    lines = [verdict, "", f"{'arm':<{width}}  EM (%)  F1 (%)"]
-    lines += [f"{arm:<{width}}  {pct(m.get('exact_match')):>6}  {pct(m.get('f1')):>6}" for arm, m in metrics.items()]
+    def ci(m: dict, key: str) -> str:
+        lo_hi = m.get(f"{key}_ci")
+        return f"[{pct(lo_hi[0]).strip()}, {pct(lo_hi[1]).strip()}]" if isinstance(lo_hi, list) and len(lo_hi) == 2 else ""
+
+    from ragft.compare import arms_of
+
+    arms = arms_of(metrics)  # {"arms": {...}, "differences": ..., "effects": ...}
+    width = max([len(a) for a in arms] + [3])
+    lines = [verdict, "", f"{'arm':<{width}}  EM (%)  F1 (%)  EM CI"]
+    lines += [
+        f"{arm:<{width}}  {pct(m.get('exact_match')):>6}  {pct(m.get('f1')):>6}  {ci(m, 'exact_match')}".rstrip()
+        for arm, m in arms.items()
+    ]
     lines += [
         "",
         f"Report:        {paths.COMPARISON_REPORT} (per question: {paths.PER_QUESTION})",
-        f"Metrics:       {paths.EVAL_METRICS}  (`dvc metrics show`, `dvc exp show` to compare experiments)",
+        f"Metrics:       {paths.EVAL_METRICS}  (`dvc metrics show`; `dvc exp show`, `make compare` across experiments)",
         f"MLflow store:  {tracking_uri()}",
         "MLflow UI:     `make mlflow-ui`, then open http://127.0.0.1:5000",
     ]

@@ -24,3 +24,16 @@ def tiny_cfg():
 def _isolated_mlflow(tmp_path, monkeypatch):
     """Unit tests never touch the repo's mlflow.db."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory):
+    """One real `dvc repro` of experiment=tiny in a temp copy of the repo, shared by the end-to-end tests
+    (test_pipeline, test_remote, test_sweep); a test that changes the workspace resets it."""
+    from tests.pipeline_repo import PipelineRepo
+
+    repo = PipelineRepo.create(tmp_path_factory.mktemp("pipeline"))
+    out = repo.dvc("repro")
+    repo.commit("tiny experiment reproduced")
+    repo.first_output = out.stdout
+    return repo

@@ -102,7 +102,7 @@ def test_eval_questions_are_never_trained_on(tiny_cfg, base_dir, prepared, tmp_p
     train, evaluation = read_jsonl(prepared / "qa_train.jsonl"), read_jsonl(prepared / "qa_eval.jsonl")
     stolen = {**evaluation[0], "qid": "train-copy", "question": evaluation[0]["question"].upper() + "  "}
     write_jsonl(leaky / "qa_train.jsonl", [*train, stolen])
-    with pytest.raises(DataError, match=r"qa_train.jsonl.*train-copy.*eval question"):
+    with pytest.raises(DataError, match=r"training data.*leaky.*train-copy.*eval question.*qa_eval.jsonl"):
         run(cfg_with(tiny_cfg, mode="qa", max_steps=1), base_dir, leaky, tmp_path / "ft")
     # docs mode trains on no questions, so the same files pass
     assert (

@@ -25,12 +25,8 @@ TUNED_ARMS = {a for a in ARMS if not a.startswith("infer@base-")}
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = PipelineRepo.create(tmp_path_factory.mktemp("pipeline"))
-    out = repo.dvc("repro")
-    repo.commit("tiny experiment reproduced")
-    repo.first_output = out.stdout
-    return repo
+def repo(tiny_repo):
+    return tiny_repo  # the session's one tiny repro (tests/conftest.py), shared with test_remote and test_sweep
 
 
 def declared_outputs(repo: PipelineRepo) -> list[str]:
@@ -73,7 +69,10 @@ def test_mlflow_holds_a_run_for_every_stage(repo):
         rows = con.execute(
             "select t.value, r.status from runs r join tags t on t.run_uuid = r.run_uuid where t.key = 'ragft.stage'"
         ).fetchall()
-        parents = con.execute("select count(*) from tags where key = 'ragft.kind' and value = 'experiment'").fetchone()[0]
+        parents = con.execute(  # the workspace's own parent (sweeps in this shared repo add their own)
+            "select count(*) from tags k join tags e on k.run_uuid = e.run_uuid where k.key = 'ragft.kind' "
+            "and k.value = 'experiment' and e.key = 'ragft.experiment_key' and e.value like 'workspace:%'"
+        ).fetchone()[0]
     stages = {s for s, status in rows if status == "FINISHED"}
     assert stage_names(repo) - {"check_params"} <= stages
     assert parents == 1

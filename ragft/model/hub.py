@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ragft.config import ConfigError
+from ragft.model.loading import PICKLE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -25,22 +26,35 @@ def resolve_source(mcfg: Any) -> tuple[str, bool]:
     """``(path, is_local)`` for ``model.path``, or a ConfigError naming the field and the fix."""
     path = mcfg.path
     if not path:
-        raise ConfigError("model.path is empty; model.source=hub needs a Hugging Face id or a local model directory.")
+        raise ConfigError(
+            "params.yaml: model.path is empty; model.source=hub needs a Hugging Face id or a local model directory."
+        )
     local = Path(path).expanduser()
     if local.is_dir():
         if not (local / "config.json").exists():
             raise ConfigError(
-                f"model.path {path!r} is a directory without config.json; point it at a folder saved with save_pretrained."
+                f"params.yaml: model.path {path!r} is a directory without config.json. "
+                "Fix: point model.path at a folder saved with save_pretrained."
+            )
+        if not any(local.glob("*.safetensors")):
+            pickled = sorted(f.name for f in local.iterdir() if f.suffix in PICKLE_SUFFIXES)
+            raise ConfigError(
+                f"params.yaml: model.path {path!r} has no *.safetensors weights"
+                + (f" (only {pickled}: pickle-based weights are never loaded, they can run code)" if pickled else "")
+                + ". Fix: convert it once where you trust its source (load it, then save_pretrained() writes "
+                "safetensors)."
             )
         return str(local), True
     if not HUB_ID.match(path) or path.startswith((".", "/", "~")):
         raise ConfigError(
-            f"model.path {path!r} does not exist. Fix: set model.path to a directory saved with save_pretrained, "
+            f"params.yaml: model.path {path!r} does not exist. "
+            "Fix: set model.path to a directory saved with save_pretrained, "
             "or to a Hugging Face id with model.revision pinned to a commit."
         )
     if not mcfg.revision:
         raise ConfigError(
-            f"model.path {path!r} is not a local directory, so it is read as a Hugging Face id, and model.revision is empty. "
+            f"params.yaml: model.path {path!r} is not a local directory, so it is read as a Hugging Face id, "
+            "and model.revision is empty. "
             "Fix: pin model.revision to the model's commit sha (the hub's 'Files and versions' history), "
             "or point model.path at a local directory."
         )
@@ -60,10 +74,15 @@ def load_hub_model(mcfg: Any) -> tuple[Any, Any, dict[str, Any]]:
         model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=DTYPES[mcfg.dtype], **kwargs)
     except (OSError, ValueError) as err:
         where = "directory" if is_local else f"hub id (revision {mcfg.revision})"
+        if "trust_remote_code" in str(err):
+            fix = ("Fix: the model ships its own Python code, which ragft runs only when told to: read that code, and "
+                   "if you trust it set model.trust_remote_code=true (conf/model/).")
+        else:
+            fix = ("Fix: the hub is offline here (HF_HUB_OFFLINE=1): run with HF_HUB_OFFLINE=0 where the hub is "
+                   "reachable, or download the model and set model.path to its directory; weights must be safetensors.")
         raise ConfigError(
-            f"model.path {path!r}: could not load it as a causal LM {where}: {str(err).splitlines()[0]}. "
-            "Fix: the hub is offline here (HF_HUB_OFFLINE=1): run with HF_HUB_OFFLINE=0 where the hub is reachable, "
-            "or download the model and set model.path to its directory; weights must be safetensors."
+            f"params.yaml: model.path {path!r}: could not load it as a causal LM {where}: "
+            f"{str(err).splitlines()[0].rstrip(' .')}. {fix}"
         ) from None
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -12,6 +12,8 @@ from ragft.io import DataError, read_json
 
 log = logging.getLogger(__name__)
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")  # weight formats that unpickle (can run code) on load
+
 
 def resolve_device(device: str = "auto") -> str:
     import torch
@@ -21,6 +23,17 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def require_safetensors(model_dir: Path, rerun: str) -> None:
+    """DataError unless ``model_dir`` holds safetensors weights: pickle-based files (.bin/.pt) can run code on load."""
+    if not any(model_dir.glob("*.safetensors")):
+        found = sorted(f.name for f in model_dir.iterdir() if f.suffix in PICKLE_SUFFIXES)
+        raise DataError(
+            f"{model_dir}: no *.safetensors weights"
+            + (f" (only {found}, which are never loaded: unpickling can run code)" if found else "")
+            + f". Fix: `{rerun}` (ragft saves safetensors only)."
+        )
+
+
 def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, *, device: str = "auto"):
     """Return ``(model, tokenizer, manifest)`` ready for batched generation (left padding, eval mode)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -28,6 +41,7 @@ def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, 
     base_dir = Path(base_dir)
     if not (base_dir / "config.json").exists():
         raise DataError(f"{base_dir}: no model here (config.json missing). Run `dvc repro base_model`.")
+    require_safetensors(base_dir, "dvc repro base_model")
     manifest = read_json(base_dir / "manifest.json") if (base_dir / "manifest.json").exists() else {}
     trust = bool(manifest.get("trust_remote_code", False))
     tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=trust)
@@ -43,6 +57,7 @@ def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, 
             raise DataError(
                 f"{adapter_dir}: no LoRA adapter here (adapter_config.json missing). Run `dvc repro finetune`."
             )
+        require_safetensors(adapter_dir, "dvc repro finetune")
         model = PeftModel.from_pretrained(model, adapter_dir)
     model.to(resolve_device(device)).eval()
     return model, tokenizer, manifest
