@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -70,10 +71,47 @@ def apply_search_params(index: Any, params: dict[str, int], source: str = "param
             ) from None
 
 
+# `index.factory: auto` picks the engine by corpus size. The thresholds are bench/ann.py's measurements
+# (2 cores, 384-dim clustered vectors; README "Scaling up"): up to AUTO_EXACT_MAX vectors exact search
+# answers a query in milliseconds with no build and no recall loss; above it HNSW32 at this efSearch kept
+# recall@10 >= 0.95 at >= 10x exact queries/s, while IVF needed most of its lists to reach that recall.
+AUTO = "auto"
+AUTO_EXACT_MAX = 100_000
+AUTO_APPROX = ("HNSW32", {"efSearch": 128})
+
+
+def choose_factory(n_vectors: int) -> tuple[str, dict[str, int], str]:
+    """``(factory, search params, reason)`` that `index.factory: auto` uses for ``n_vectors`` vectors."""
+    if n_vectors <= AUTO_EXACT_MAX:
+        return "Flat", {}, (f"{n_vectors} vectors <= {AUTO_EXACT_MAX}: exact search is fast enough at this size "
+                            "and loses no recall")
+    factory, params = AUTO_APPROX
+    return factory, dict(params), (f"{n_vectors} vectors > {AUTO_EXACT_MAX}: {factory} with {params} measured "
+                                   "recall@10 >= 0.95 at >= 10x exact queries/s (bench/ann.py)")
+
+
+def resolve_factory(icfg: Any, n_vectors: int) -> tuple[Any, str | None]:
+    """The index settings to build: ``icfg`` itself, or for `factory: auto` a copy with the chosen
+    factory and search params, plus the reason for the choice (None when nothing was chosen)."""
+    if icfg.factory != AUTO:
+        return icfg, None
+    for name, field in (("nprobe", "index.nprobe"), ("ef_search", "index.ef_search")):
+        if getattr(icfg, name) is not None:
+            raise ConfigError(
+                f"params.yaml: field '{field}' is {getattr(icfg, name)} but index.factory is 'auto', which sets the "
+                f"search breadth itself. Fix: set {field} to null, or name a factory (e.g. HNSW32) to tune it."
+            )
+    factory, params, reason = choose_factory(n_vectors)
+    resolved = SimpleNamespace(factory=factory, metric=icfg.metric, seed=icfg.seed,
+                               nprobe=params.get("nprobe"), ef_search=params.get("efSearch"))
+    return resolved, reason
+
+
 def build_index(vectors: np.ndarray, icfg: Any) -> Any:
     """Create, seed, train (if the factory needs it), fill and configure the index."""
     faiss = _faiss()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    icfg, _ = resolve_factory(icfg, len(vectors))
     n, dim = vectors.shape
     try:
         index = faiss.index_factory(dim, icfg.factory, metric_of(icfg.metric))
@@ -150,6 +188,8 @@ def build_and_save(out_dir: str | Path, vectors: np.ndarray, ids: list[str], emb
     if vectors.shape[1] != embedder["dim"]:
         raise DataError(f"embeddings manifest: field 'dim' is {embedder['dim']} but vectors have {vectors.shape[1]}. "
                         "Fix: rerun `dvc repro embed`.")
+    requested = icfg.factory
+    icfg, reason = resolve_factory(icfg, len(vectors))
     t0 = time.perf_counter()
     index = build_index(vectors, icfg)
     seconds = time.perf_counter() - t0
@@ -167,6 +207,8 @@ def build_and_save(out_dir: str | Path, vectors: np.ndarray, ids: list[str], emb
         "embedder": {k: embedder.get(k) for k in ("name", "model", "revision", "dim", "pooling", "normalize")},
         "metric": icfg.metric,
         "factory": icfg.factory,
+        "factory_requested": requested,
+        **({"auto_reason": reason} if reason else {}),
         "search_params": search_params(icfg),
         "seed": int(icfg.seed),
         "n_vectors": int(index.ntotal),
@@ -175,8 +217,8 @@ def build_and_save(out_dir: str | Path, vectors: np.ndarray, ids: list[str], emb
         "index_bytes": (out_dir / INDEX_FILE).stat().st_size,
     }
     write_json(out_dir / MANIFEST, manifest)
-    log.info("built %s (%s) over %d vectors in %.2fs, %d bytes", icfg.factory, icfg.metric, index.ntotal, seconds,
-             manifest["index_bytes"])
+    log.info("built %s (%s) over %d vectors in %.2fs, %d bytes%s", icfg.factory, icfg.metric, index.ntotal, seconds,
+             manifest["index_bytes"], f" (auto: {reason})" if reason else "")
     return manifest, seconds
 
 
@@ -199,7 +241,9 @@ def load_index(index_dir: str | Path, expected_embedder: dict | None = None) -> 
     manifest = read_json(manifest_path)
     built = manifest.get("embedder", {})
     if expected_embedder is not None:
-        for field in ("dim", "name"):
+        # dim and name always; the encoder and its pooling too when the query side says (same name, other vectors)
+        fields = ("dim", "name", *(f for f in ("model", "pooling", "normalize") if f in expected_embedder))
+        for field in fields:
             if built.get(field) != expected_embedder.get(field):
                 raise DataError(
                     f"{manifest_path}: field 'embedder.{field}' is {built.get(field)!r} but the queries come from "

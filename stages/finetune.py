@@ -10,10 +10,11 @@ the contamination check) and plots/finetune_loss/<model>.csv (step,loss).
 from __future__ import annotations
 
 import logging
+import tempfile
 
 from ragft import paths
 from ragft.config import ConfigError
-from ragft.stage import stage
+from ragft.stage import is_main_process, stage
 
 log = logging.getLogger("ragft.stages.finetune")
 
@@ -31,6 +32,10 @@ def main(cfg, run) -> None:
     if model not in RECIPES:
         raise ConfigError(f"finetune needs the model to train: +arm.model=<{'|'.join(RECIPES)}> (got {model!r})")
 
+    if not is_main_process():  # another rank of `accelerate launch`: train in step with the main one, write nothing
+        with tempfile.TemporaryDirectory(prefix="ragft-rank-") as scratch:
+            finetune(cfg, paths.BASE_MODEL, paths.PREPARED, scratch, recipe=model, chunks_file=paths.CHUNKS_FILE)
+        return
     with atomic_dir(paths.model_dir(model)) as out:
         result = finetune(cfg, paths.BASE_MODEL, paths.PREPARED, out, recipe=model, chunks_file=paths.CHUNKS_FILE)
         write_json(out / "manifest.json", result.manifest)

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ragft.config import ConfigError, EmbedderConfig
-from ragft.embedding import Encoder, resolve_model_ref
+from ragft.embedding import Encoder, compute_target, identity, length_batches, resolve_model_ref
 
 SENTENCES = [
     "Ada Quill was born in Port Elmswick.",
@@ -48,6 +48,47 @@ def test_order_restored_and_batch_size_irrelevant(minilm):
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)    # row i is sentence i, whatever the batching
     np.testing.assert_allclose(minilm.encode(SENTENCES, batch_size=64, progress=False), together, atol=1e-5)
     assert not np.allclose(together[0], together[1])
+
+
+def test_a_vector_depends_on_its_text_alone_bit_for_bit(minilm):
+    """What the cache and the Ray engine rely on: batch-mates never change a byte of a text's vector."""
+    same_length = ["Ada Quill was born in Port Elmswick.", "Bo Reed was born in Port Elmswick."]
+    crowd = same_length + SENTENCES + [s.upper() for s in SENTENCES]
+    alone = np.stack([minilm.encode([s], progress=False)[0] for s in crowd])
+    for batch_size in (3, 64):
+        assert np.array_equal(minilm.encode(crowd, batch_size=batch_size, progress=False), alone)
+    assert np.array_equal(minilm.encode(crowd[::-1], progress=False), alone[::-1])
+
+
+def test_length_batches_group_equal_padded_lengths():
+    lengths = [5, 9, 5, 12, 9, 9, 3, 5]
+    batches = length_batches(lengths, batch_size=2, min_width=1)
+    rows = np.concatenate([r for _, r in batches])
+    assert sorted(rows.tolist()) == list(range(len(lengths)))          # every text exactly once
+    assert [w for w, _ in batches] == [12, 9, 9, 5, 5, 3]                # longest first, at most 2 per batch
+    assert all(lengths[i] == w for w, r in batches for i in r)          # nobody padded: width = own length
+    rounded = length_batches(lengths, batch_size=8, multiple=4, cap=10, min_width=1)
+    assert [(w, sorted(r.tolist())) for w, r in rounded] == [(12, [3]), (10, [1, 4, 5]), (8, [0, 2, 7]), (4, [6])]
+    floored = length_batches(lengths, batch_size=8, min_width=9)        # short texts share the floor width
+    assert [(w, sorted(r.tolist())) for w, r in floored] == [(12, [3]), (9, [0, 1, 2, 4, 5, 6, 7])]
+
+
+def test_compute_target_and_identity():
+    assert compute_target(cfg()) == ("cpu", "float32")
+    assert compute_target(cfg(device="auto", engine="ray", ray={"num_gpus_per_actor": 1})) == ("cuda", "bfloat16")
+    assert compute_target(cfg(device="cuda", dtype="float32")) == ("cuda", "float32")
+    base = identity(cfg(), dim=384)
+    for change in ({"name": "x"}, {"revision": "abc"}, {"pooling": "cls"}, {"max_length": 128},
+                   {"normalize": False}, {"dtype": "bfloat16"}):
+        assert identity(cfg(**change), dim=384) != base, change
+    for same in ({"engine": "ray"}, {"cache": False}, {"batch_size": 7}, {"query_prefix": "q: "}):
+        assert identity(cfg(**same), dim=384) == base, same     # prefixes are part of the keyed text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where there is no GPU")
+def test_cuda_without_a_gpu_is_a_config_error():
+    with pytest.raises(ConfigError, match="embedder.device"):
+        Encoder(cfg(device="cuda"))
 
 
 def test_prefix_changes_the_text_encoded(minilm):

@@ -122,3 +122,54 @@ def test_bad_settings_are_config_errors(data):
         build_index(x, icfg(factory="Flat", nprobe=4))
     with pytest.raises(ConfigError, match="index.factory"):
         build_index(x[:10], icfg(factory="IVF64,Flat"))             # fewer vectors than lists
+
+
+# --------------------------------------------------------------------------- factory: auto
+
+
+def test_auto_choice_by_corpus_size():
+    from ragft.index import AUTO_APPROX, AUTO_EXACT_MAX, choose_factory
+
+    assert choose_factory(1_000)[:2] == ("Flat", {})
+    assert choose_factory(AUTO_EXACT_MAX)[0] == "Flat"
+    factory, params, reason = choose_factory(AUTO_EXACT_MAX + 1)
+    assert (factory, params) == (AUTO_APPROX[0], AUTO_APPROX[1]) and factory.startswith("HNSW")
+    assert str(AUTO_EXACT_MAX) in reason and "bench/ann.py" in reason
+
+
+def test_auto_builds_flat_for_a_small_corpus_and_says_why(data, tmp_path):
+    x, _, ids = data
+    manifest, _ = build_and_save(tmp_path, x, ids, EMBEDDER, icfg(factory="auto"))
+    assert (manifest["factory"], manifest["factory_requested"], manifest["search_params"]) == ("Flat", "auto", {})
+    assert "exact" in manifest["auto_reason"] and str(len(x)) in manifest["auto_reason"]
+    index, _, loaded = load_index(tmp_path, EMBEDDER)
+    assert loaded == manifest and index.ntotal == len(x)
+
+
+def test_auto_builds_hnsw_above_the_threshold(data, tmp_path, monkeypatch):
+    """The same choice on a corpus above a (lowered) threshold: HNSW with the chosen efSearch, kept on reload."""
+    import ragft.index as index_mod
+
+    x, q, ids = data
+    monkeypatch.setattr(index_mod, "AUTO_EXACT_MAX", len(x) - 1)
+    manifest, _ = build_and_save(tmp_path, x, ids, EMBEDDER, icfg(factory="auto"))
+    assert manifest["factory"] == index_mod.AUTO_APPROX[0] and manifest["factory_requested"] == "auto"
+    assert manifest["search_params"] == index_mod.AUTO_APPROX[1]
+    index, _, _ = load_index(tmp_path, EMBEDDER)
+    import faiss
+
+    assert faiss.downcast_index(index).hnsw.efSearch == index_mod.AUTO_APPROX[1]["efSearch"]
+    assert recall_vs_exact(index, x, q, [10], "ip")["recall_vs_exact@10"] >= 0.95
+
+
+def test_auto_refuses_a_hand_set_search_breadth(data):
+    x, _, _ = data
+    with pytest.raises(ConfigError, match="index.ef_search.*'auto'.*Fix"):
+        build_index(x, icfg(factory="auto", ef_search=64))
+
+
+def test_auto_preset_composes_and_validates():
+    from ragft.config import compose_conf, validate
+
+    cfg = validate(compose_conf(overrides=["index=auto"]))
+    assert cfg.index.factory == "auto" and cfg.index.ef_search is None and cfg.index.nprobe is None
