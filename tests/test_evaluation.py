@@ -251,7 +251,7 @@ def test_evaluate_stage_writes_outputs_and_mlflow_summary(tmp_path, monkeypatch,
     assert Path(paths.EVAL_METRICS).read_bytes() == first, "metrics.json must be deterministic"
 
 
-def test_evaluate_stage_with_the_judge_logs_scores_and_settings_not_the_key(tmp_path, monkeypatch, default_cfg, server):
+def test_evaluate_stage_with_the_judge_logs_scores_and_settings_not_the_key(tmp_path, monkeypatch, default_cfg, server):  # noqa: F811 (the fixture)
     """eval.judge.enabled: the stage judges every arm through the (real, local) OpenAI-compatible server."""
     from ragft import tracking
     from tests.test_judge import KEY as key
