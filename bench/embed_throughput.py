@@ -154,8 +154,9 @@ def run(people: int = 800, rounds: int = 5, batch_size: int = 64, threads: int |
     import torch
 
     variants = list(variants or VARIANTS)
-    if "st" not in variants:
-        variants.insert(0, "st")
+    for required in ("ragft", "st"):                       # the headline pair is always measured
+        if required not in variants:
+            variants.insert(0, required)
     if threads:
         torch.set_num_threads(threads)
     cfg = validate(compose_conf())

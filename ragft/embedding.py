@@ -4,11 +4,16 @@ One code path encodes chunks and questions, so the two always live in the same s
 model reference also gives the chunker its tokenizer: chunks are budgeted in the embedder's tokens.
 Weights load as safetensors only; remote code runs only when the config says so.
 
-A text's vector depends on its own tokens only, never on which other texts share its batch: texts
-are batched with others of the same padded length (their length rounded up to ``PAD_MULTIPLE``), so
-no text is padded further than its own length dictates. That is what lets the per-chunk cache
-(ragft.embed_cache) and the Ray engine (ragft.ray_engine) write exactly the bytes a plain
-in-process run writes (on CPU; tested). ``Embedder`` puts the configured engine behind the cache.
+A text's vector depends on its own tokens only, never on which other texts share its batch: each
+text is padded to a width that depends on its own length alone (``length_batches``) and batched
+with texts of the same width. That is what lets the per-chunk cache (ragft.embed_cache) and the Ray
+engine (ragft.ray_engine) write exactly the bytes a plain in-process run writes. Tested on CPU, in
+fp32 and bf16; on CUDA, kernels chosen by matrix shape may still differ in the last bits.
+``Embedder`` puts the configured engine behind the cache.
+
+`dtype: bfloat16` also works on CPU: on CPUs with native bf16 (AVX512-BF16, AMX) it measured ~2x
+the fp32 throughput, with cosine >= 0.9999 against fp32 (bench/embed_throughput.py); `auto` keeps
+fp32 on CPU so that the default vectors are the same on every CPU.
 """
 
 from __future__ import annotations
@@ -109,15 +114,17 @@ def _resolve_device(device: str) -> str:
 
 
 # Texts are padded to their own length rounded up to PAD_MULTIPLE (and to at least MIN_WIDTH tokens) and
-# batched only with texts of the same padded length. PAD_MULTIPLE 1 (no padding beyond MIN_WIDTH) measured
-# fastest on CPU (bench/embed_throughput.py). MIN_WIDTH: a lone text of fewer than ~12 tokens makes
-# matrix products so small that the CPU kernels pick another summation order (last-bit differences
-# against the same text in a batch); from 16 rows up the result no longer depends on the batch.
-PAD_MULTIPLE = 1
+# batched only with texts of the same padded length. On one thread, multiples 1, 4 and 8 cost the same
+# CPU time (~10% less than sentence-transformers' sort-and-pad-to-the-longest) and 16 more; 8 makes
+# far fewer, fuller batches than 1 on corpora of many distinct lengths (bench/embed_throughput.py).
+# MIN_WIDTH: a lone text of fewer than ~12 tokens makes matrix products so small that the CPU
+# kernels sum in another order (last-bit differences against the same text in a batch); from 16
+# rows up the result no longer depends on the batch.
+PAD_MULTIPLE = 8
 MIN_WIDTH = 16
 
 # Bump when the way vectors are computed changes (batching, pooling code): cached vectors then stop matching.
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2          # 2: PAD_MULTIPLE 1 -> 8
 
 
 def compute_target(ecfg: Any) -> tuple[str, str]:

@@ -62,14 +62,14 @@ def test_a_vector_depends_on_its_text_alone_bit_for_bit(minilm):
 
 def test_length_batches_group_equal_padded_lengths():
     lengths = [5, 9, 5, 12, 9, 9, 3, 5]
-    batches = length_batches(lengths, batch_size=2, min_width=1)
+    batches = length_batches(lengths, batch_size=2, multiple=1, min_width=1)
     rows = np.concatenate([r for _, r in batches])
     assert sorted(rows.tolist()) == list(range(len(lengths)))          # every text exactly once
     assert [w for w, _ in batches] == [12, 9, 9, 5, 5, 3]                # longest first, at most 2 per batch
     assert all(lengths[i] == w for w, r in batches for i in r)          # nobody padded: width = own length
     rounded = length_batches(lengths, batch_size=8, multiple=4, cap=10, min_width=1)
     assert [(w, sorted(r.tolist())) for w, r in rounded] == [(12, [3]), (10, [1, 4, 5]), (8, [0, 2, 7]), (4, [6])]
-    floored = length_batches(lengths, batch_size=8, min_width=9)        # short texts share the floor width
+    floored = length_batches(lengths, batch_size=8, multiple=1, min_width=9)        # short texts share the floor width
     assert [(w, sorted(r.tolist())) for w, r in floored] == [(12, [3]), (9, [0, 1, 2, 4, 5, 6, 7])]
 
 

@@ -69,6 +69,8 @@ def reduce_arms(repo: PipelineRepo, models: list[str], contexts: list[str]) -> N
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     repo = PipelineRepo.create(tmp_path_factory.mktemp("faults"))
+    embedder = repo.root / "conf/embedder/minilm.yaml"      # one text per batch: the embed stage lasts long
+    embedder.write_text(embedder.read_text().replace("batch_size: 64", "batch_size: 1"))   # enough to be killed
     reduce_arms(repo, ["base", "finetuned"], ["none"])
     return repo
 
@@ -144,7 +146,7 @@ def test_dead_tracking_server_fails_a_stage_in_seconds_before_any_work(repo):
 @pipeline
 def test_embed_killed_mid_way_leaves_nothing_finished_and_reruns_cleanly(repo):
     output = repo.root / "data/embeddings"
-    out, _ = repro_and_kill(repo, "embed", "stages/embed.py", r"embed chunks")
+    out, _ = repro_and_kill(repo, "embed", "stages/embed.py", r"embed:\s+\d+%")   # the encoder's bar
     assert {"prepare", "chunk", "embed"} <= repo.ran(out)
     assert not output.exists(), "a killed embed left data/embeddings, which DVC could take for finished"
     (killed,) = runs_of(repo, "embed")
