@@ -47,8 +47,9 @@ demo: setup
 repro: setup
 	$(DVC) repro
 
+# Two workers, whole files per worker: the slow files (each a tiny `dvc repro`) run side by side.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

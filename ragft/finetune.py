@@ -345,7 +345,7 @@ def reading_probe(model: Any, tokenizer: Any, base_manifest: dict, cfg: Any) -> 
 
     scfg = OmegaConf.create(base_manifest["scratch"])
     _, heldout = scratch.pretrain_people(scfg)
-    return probe.people_probe(model, tokenizer, heldout, cfg) if heldout else {}
+    return probe.people_probe(model, tokenizer, heldout, cfg, seed=scfg.seed) if heldout else {}
 
 
 def write_loss_curve(path: str | Path, log_history: list[dict]) -> int:

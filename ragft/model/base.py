@@ -40,7 +40,7 @@ def _scratch(cfg: Any, out_dir: Path, documents: list[dict]) -> BuiltModel:
     scfg = cfg.model.scratch
     model, tokenizer, result = scratch.build_scratch_model(cfg, out_dir, documents)
     _, heldout = scratch.pretrain_people(scfg)
-    sanity = probe.people_probe(model, tokenizer, heldout, cfg) if heldout else {}
+    sanity = probe.people_probe(model, tokenizer, heldout, cfg, seed=scfg.seed) if heldout else {}
     manifest = base_manifest(
         source="scratch",
         name=cfg.model.name,
