@@ -33,7 +33,9 @@ log = logging.getLogger("bench.run")
 
 # name → (module, argv for the full run, argv for --quick)
 BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
-    "embed_throughput": ("bench.embed_throughput", [], ["--people", "200", "--rounds", "2"]),
+    # the shipped paths (fp32 default, bf16 switch) and sentence-transformers' batching; every lever: run it alone
+    "embed_throughput": ("bench.embed_throughput", ["--rounds", "3", "--variants", "st", "ragft", "ragft_bf16", "ragft_sorted"],
+                         ["--people", "200", "--rounds", "2", "--variants", "st", "ragft", "ragft_bf16"]),
     "embed_incremental": ("bench.embed_incremental", [], ["--people", "200"]),
     "ann": ("bench.ann", [], ["--n", "100000", "--queries", "500"]),
     "generation": ("bench.generation", [], ["--questions", "128", "--rounds", "1"]),
