@@ -19,7 +19,6 @@ real corpus looks like.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.rows import run_script, save_row
 from ragft.index import build_index
 
 log = logging.getLogger("bench.ann")
@@ -235,12 +235,8 @@ def main(argv: list[str] | None = None) -> dict:
     res = run(args.n, args.dim, args.queries, args.clusters, args.spread, args.decay, args.threads, args.repeats,
               args.seed, args.engines)
     row = summarize(res)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(row, indent=2) + "\n")
-    return row
+    return save_row(row, args.out)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    print(json.dumps({k: v for k, v in main().items() if k != "detail"}, indent=2))
+    run_script(main)

@@ -19,7 +19,6 @@ Model loading counts in every timing (the cache loads no model when nothing miss
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import random
 import sys
@@ -37,6 +36,7 @@ for p in (ROOT, ROOT / "bench"):
 
 from embed_throughput import bench_documents  # the same corpus as the throughput bench
 
+from bench.rows import run_script, save_row
 from ragft import chunking, embedding
 from ragft.config import compose_conf, validate
 from ragft.embed_cache import EmbeddingCache
@@ -122,12 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
     row = summarize(run(args.people, args.edit_fraction, args.seed))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(row, indent=2) + "\n")
-    return row
+    return save_row(row, args.out)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    print(json.dumps({k: v for k, v in main().items() if k != "detail"}, indent=2))
+    run_script(main)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import logging
 import os
 import platform
@@ -47,6 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import ragft  # noqa: F401  (offline switches)
+from bench.rows import run_script, save_row
 from ragft import chunking, embedding
 from ragft.config import compose_conf, validate
 
@@ -251,12 +251,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
     row = summarize(run(args.people, args.rounds, args.batch_size, args.threads, args.variants))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(row, indent=2) + "\n")
-    return row
+    return save_row(row, args.out)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    print(json.dumps({k: v for k, v in main().items() if k != "detail"}, indent=2))
+    run_script(main)

@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.pipeline import timed
+from bench.rows import run_script, save_row
 from ragft import paths
 from tests.pipeline_repo import VENV_BIN, PipelineRepo
 
@@ -121,12 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     row = summarize(run(args.experiment, args.rounds, args.accelerate, args.max_steps))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(row, indent=2) + "\n")
-    return row
+    return save_row(row, args.out)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    print(json.dumps({k: v for k, v in main().items() if k != "detail"}, indent=2))
+    run_script(main)

@@ -15,7 +15,6 @@ On a CUDA machine the model runs in bf16 there and the device name is recorded.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.rows import run_script, save_row
 from ragft import paths
 from ragft.io import DataError
 
@@ -144,12 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     row = summarize(run(args.root, args.questions, args.batch_size, args.rounds, args.device, args.threads or None))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(row, indent=2) + "\n")
-    return row
+    return save_row(row, args.out)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    print(json.dumps({k: v for k, v in main().items() if k != "detail"}, indent=2))
+    run_script(main)

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.rows import run_script, save_row
 from tests.pipeline_repo import VENV_BIN, PipelineRepo
 
 log = logging.getLogger("bench.pipeline")
@@ -174,12 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     row = summarize(run(args.workspace, args.repeats, args.cold))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(row, indent=2) + "\n")
-    return row
+    return save_row(row, args.out)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    print(json.dumps({k: v for k, v in main().items() if k != "detail"}, indent=2))
+    run_script(main)
