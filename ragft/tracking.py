@@ -510,6 +510,14 @@ class StageRun:
             write_json(out_dir / paths.RUN_RECORD, self.record())
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 def _mark_stale_runs(client: Any, experiment_id: str, stage: str, key: str) -> None:
     """A stage killed with SIGKILL cannot end its own run: mark such leftovers KILLED."""
     stale = client.search_runs(
@@ -562,6 +570,7 @@ def stage_run(stage: str, cfg: Mapping[str, Any], inputs: list[str] | None = Non
     status = "FAILED"
     try:
         yield handle
+        handle.log_metrics({"peak_rss_mb": peak_rss_mb()})   # the stage's memory, beside its seconds
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -50,6 +50,7 @@ def test_stage_runs_are_children_of_one_experiment_parent(tmp_path, monkeypatch)
         assert {"git_commit", "params_hash", "ragft.input_hash"} <= set(run.data.tags)
         assert run.data.params["judge.api_key"] == tracking.MASK
         assert run.data.metrics["nested.x"] == 1.5 and "nan" not in run.data.metrics
+        assert 10 < run.data.metrics["peak_rss_mb"] < 100_000        # MiB: this Python process's peak
         record = json.loads((tmp_path / handle.stage / "run.json").read_text())
         assert record["run_id"] == handle.run_id
 
