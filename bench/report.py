@@ -107,6 +107,16 @@ def ann_table(row: dict) -> list[str]:
     return lines
 
 
+def stage_table(row: dict) -> list[str]:
+    """Per-stage seconds and peak resident memory, as the stages' MLflow runs recorded them."""
+    stages = (row.get("detail") or {}).get("stages")
+    if not stages:
+        return []
+    lines = ["| stage | seconds | peak RSS (MiB) |", "|---|---|---|"]
+    lines += [f"| {s['stage']} | {s['seconds']} | {_cell(s.get('peak_rss_mb'))} |" for s in stages]
+    return lines
+
+
 def render(results: dict, plots: dict[str, str]) -> str:
     env = results["environment"]
     rows = results["benchmarks"]
@@ -133,8 +143,10 @@ def render(results: dict, plots: dict[str, str]) -> str:
             out += [""] + ann_table(r)
             if "ann" in plots:
                 out += ["", f"![ANN recall vs queries/s]({PLOTS}/{plots['ann']})"]
-        if r["name"] == "pipeline" and "stages" in plots:
-            out += ["", f"![per-stage seconds]({PLOTS}/{plots['stages']})"]
+        if r["name"] == "pipeline":
+            if "stages" in plots:
+                out += ["", f"![per-stage seconds]({PLOTS}/{plots['stages']})"]
+            out += [""] + stage_table(r)
         figures = {k: v for k, v in (r.get("figures") or {}).items() if not isinstance(v, dict)}
         if figures:
             out += ["", "| figure | value |", "|---|---|"] + [f"| {k} | {_cell(v)} |" for k, v in figures.items()]

@@ -158,3 +158,12 @@ def test_report_marks_rows_not_run_and_escapes_cells(tmp_path):
 def test_make_bench_target_runs_the_runner():
     out = subprocess.run(["make", "-n", "bench", "VENV=.venv"], capture_output=True, text=True, check=True).stdout
     assert "bench/run.py" in out and "dvc repro base_model contexts" in out
+
+
+def test_pipeline_section_lists_each_stage_with_seconds_and_peak_memory(tmp_path):
+    stages = [{"stage": "embed", "seconds": 2.7, "peak_rss_mb": 661.7}, {"stage": "prepare", "seconds": 0.1, "peak_rss_mb": None}]
+    row = {"name": "pipeline", "value": "v", "goal": "g", "ratio": 2.5, "met": False, "notes": "n",
+           "figures": {"noop_repro_s": 1.3}, "detail": {"stages": stages, "workspace": "tiny"}}
+    _, md_path = report.write_report({"environment": runner.environment(), "benchmarks": [row]}, tmp_path)
+    md = md_path.read_text()
+    assert "| stage | seconds | peak RSS (MiB) |" in md and "| embed | 2.7 | 661.7 |" in md and "| prepare | 0.1 |  |" in md
