@@ -180,9 +180,9 @@ def test_infer_stage_body_writes_deterministic_predictions(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     save_tiny_generator(tmp_path / paths.BASE_MODEL)
     base = AutoModelForCausalLM.from_pretrained(tmp_path / paths.BASE_MODEL, use_safetensors=True)
-    get_peft_model(base, LoraConfig(r=2, target_modules=["c_attn"], init_lora_weights=False)).save_pretrained(
-        tmp_path / paths.FINETUNED
-    )
+    get_peft_model(
+        base, LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True, init_lora_weights=False)
+    ).save_pretrained(tmp_path / paths.FINETUNED)
     rows = context_rows()
     write_jsonl(paths.context_file("retrieved"), rows)
     write_jsonl(paths.context_file("none"), [r | {"chunks": []} for r in rows])
