@@ -9,17 +9,28 @@ export $(shell sed -n 's/^\([A-Z_][A-Z_0-9]*\)=.*/\1/p' ragft/offline.env)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DVC    := $(VENV)/bin/dvc
-# Torch goes in first, alone: `torch==2.13.0` takes the local CPU wheel here. constraints.txt then
-# pins it for every later resolve, so nothing pulls CUDA wheels. On a CUDA machine:
-#   make setup TORCH_SPEC=torch CONSTRAINTS=/dev/null
+UV     := $(VENV)/bin/uv
+# Setup installs with uv (seconds, where pip takes ~2 min) the exact versions in requirements.lock:
+# the environment the test suite last passed in. Torch goes in first, alone: `torch==2.13.0` takes
+# the local CPU wheel here; constraints.txt and the lock pin it, so nothing pulls CUDA wheels.
+# On a CUDA machine:  make setup TORCH_SPEC=torch CONSTRAINTS=/dev/null LOCK=/dev/null
 TORCH_SPEC  ?= torch==2.13.0
 CONSTRAINTS ?= $(CURDIR)/constraints.txt
+LOCK        ?= $(CURDIR)/requirements.lock
+UV_VERSION  ?= 0.13.9
 export PIP_CONSTRAINT := $(CONSTRAINTS)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# uv reads no pip.conf: pip's own package sources (index URLs, find-links) become uv flags, and
+# unsafe-best-match picks versions across indexes as pip does.
+PIP_SOURCES = $(PY) -m pip config list 2>/dev/null \
+  | sed -nE "s/^[^.]*\.(index-url|extra-index-url|find-links)='(.*)'$$/\1 \2/p" \
+  | while read -r key vals; do for v in $$vals; do printf -- '--%s %s ' "$$key" "$$v"; done; done
+UV_PIP = $(UV) pip install -q --python $(PY) --index-strategy unsafe-best-match \
+  -c "$(CONSTRAINTS)" -c "$(LOCK)" $$($(PIP_SOURCES))
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench
+.PHONY: help setup lock params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench
 
 help:
 	@echo "make demo   - set up, run the default experiment (dvc repro), print where the results are"
@@ -31,11 +42,21 @@ help:
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt requirements.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(UV_PIP) "$(TORCH_SPEC)"
+	$(UV_PIP) -e ".[dev]"
 	@touch $@
+
+# Regenerates requirements.lock after a change to pyproject.toml's dependencies: pip resolves them
+# (+dev) under constraints.txt in a scratch venv, and its freeze becomes the lock.
+lock:
+	rm -rf .venv-lock && python3 -m venv .venv-lock
+	.venv-lock/bin/pip install -q "$(TORCH_SPEC)" && .venv-lock/bin/pip install -q ".[dev]"
+	{ echo "# make lock: pip's resolution of pyproject.toml [dev] under constraints.txt. make setup installs exactly this."; \
+	  .venv-lock/bin/pip freeze --exclude ragft; } > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock && rm -rf .venv-lock
 
 params: setup
 	$(PY) -m ragft.config compose
