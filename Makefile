@@ -55,7 +55,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements.lock
 # (+dev) under constraints.txt in a scratch venv, and its freeze becomes the lock.
 lock:
 	rm -rf .venv-lock && python3 -m venv .venv-lock
-	.venv-lock/bin/pip install -q "$(TORCH_SPEC)" && .venv-lock/bin/pip install -q ".[dev]"
+	.venv-lock/bin/pip install -q "$(TORCH_SPEC)" && .venv-lock/bin/pip install -q -e ".[dev]"
 	{ echo "# make lock: pip's resolution of pyproject.toml [dev] under constraints.txt. make setup installs exactly this."; \
 	  .venv-lock/bin/pip freeze --exclude ragft; } > requirements.lock.tmp
 	mv requirements.lock.tmp requirements.lock && rm -rf .venv-lock
