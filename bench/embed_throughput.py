@@ -216,7 +216,8 @@ def summarize(res: dict) -> dict:
         return x["ratio_vs_st"] >= GOAL_RATIO and x["min_cosine_vs_st"] >= GOAL_COSINE
 
     switch = v.get(SWITCH)
-    met = meets(ours) or (switch is not None and meets(switch))
+    # the row's ratio: the default's, unless only the switch meets the goal
+    headline = switch if switch is not None and meets(switch) and not meets(ours) else ours
     value = f"default fp32 {ours['ratio_vs_st']}x SentenceTransformer.encode (min cosine {ours['min_cosine_vs_st']})"
     if switch is not None:
         value += (f"; embedder.dtype=bfloat16 {switch['ratio_vs_st']}x (min cosine {switch['min_cosine_vs_st']}"
@@ -230,9 +231,9 @@ def summarize(res: dict) -> dict:
                     "levers": {k: {"ratio_vs_st": x["ratio_vs_st"], "min_cosine": x["min_cosine_vs_st"]}
                                for k, x in v.items() if k != "st"}},
         "value": value,
-        "ratio": switch["ratio_vs_st"] if switch is not None and meets(switch) and not meets(ours) else ours["ratio_vs_st"],
+        "ratio": headline["ratio_vs_st"],
         "goal": f">= {GOAL_RATIO}x SentenceTransformer.encode on CPU with cosine >= {GOAL_COSINE}",
-        "met": bool(met),
+        "met": meets(headline),
         "notes": (f"{c['chunks']} chunks of synthbio biography+paraphrase documents, default chunking "
                   f"({c['chunking']}), mean {c['tokens_per_chunk']['mean']} tokens; batch {res['batch_size']}, "
                   f"{res['threads']} torch threads, {res['rounds']} alternating rounds, medians; shared "

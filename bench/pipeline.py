@@ -4,8 +4,8 @@
   beside the same measurement on a bare one-stage DVC project in the same run (the ratio is the
   pipeline's own overhead; the absolute time is the machine's).
 - per stage: the run records (``run.json``) each stage writes next to its outputs name the stage's
-  MLflow run; its start and end times give the stage's seconds, and ``peak_rss_mb`` (record or
-  metric, where the tracking module records it) its peak memory.
+  MLflow run; its start and end times give the stage's seconds, and its ``peak_rss_mb`` metric its
+  peak memory.
 - ``--cold``: `git clone` of this repository's HEAD into a temp dir and `make demo` there, timed
   (venv setup included; ~7 minutes on 2 idle cores).
 
@@ -85,9 +85,9 @@ def stage_records(root: Path) -> list[dict]:
             continue
         run = client.get_run(record["run_id"])
         end = run.info.end_time or run.info.start_time
-        peak = record.get("peak_rss_mb", run.data.metrics.get("peak_rss_mb"))
         rows.append({"stage": record.get("stage") or run.info.run_name, "record": str(path.relative_to(root)),
-                     "seconds": round((end - run.info.start_time) / 1000, 2), "peak_rss_mb": peak,
+                     "seconds": round((end - run.info.start_time) / 1000, 2),
+                     "peak_rss_mb": run.data.metrics.get("peak_rss_mb"),
                      "status": run.info.status})
     return sorted(rows, key=lambda r: -r["seconds"])
 

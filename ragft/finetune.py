@@ -341,11 +341,9 @@ def reading_probe(model: Any, tokenizer: Any, base_manifest: dict, cfg: Any) -> 
         return {}
     from omegaconf import OmegaConf
 
-    from ragft.model import probe, scratch
+    from ragft.model.probe import heldout_probe
 
-    scfg = OmegaConf.create(base_manifest["scratch"])
-    _, heldout = scratch.pretrain_people(scfg)
-    return probe.people_probe(model, tokenizer, heldout, cfg, seed=scfg.seed) if heldout else {}
+    return heldout_probe(model, tokenizer, OmegaConf.create(base_manifest["scratch"]), cfg)
 
 
 def write_loss_curve(path: str | Path, log_history: list[dict]) -> int:

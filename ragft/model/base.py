@@ -39,8 +39,7 @@ def _scratch(cfg: Any, out_dir: Path, documents: list[dict]) -> BuiltModel:
 
     scfg = cfg.model.scratch
     model, tokenizer, result = scratch.build_scratch_model(cfg, out_dir, documents)
-    _, heldout = scratch.pretrain_people(scfg)
-    sanity = probe.people_probe(model, tokenizer, heldout, cfg, seed=scfg.seed) if heldout else {}
+    sanity = probe.heldout_probe(model, tokenizer, scfg, cfg)
     manifest = base_manifest(
         source="scratch",
         name=cfg.model.name,
@@ -57,7 +56,7 @@ def _scratch(cfg: Any, out_dir: Path, documents: list[dict]) -> BuiltModel:
                 "people": scfg.pretrain_people,
             },
             "corpus_unknown_token_rate": unknown_rate(tokenizer, [d["text"] for d in documents]),
-            "sanity_probe": {"people": len(heldout), **sanity},
+            "sanity_probe": {"people": scfg.heldout_people, **sanity},
         },
     )
     metrics = {

@@ -93,3 +93,12 @@ def people_probe(
     }
     out["n_questions"] = len(answers)
     return out
+
+
+def heldout_probe(model: Any, tokenizer: Any, scfg: Any, cfg: Any) -> dict[str, float]:
+    """The scratch testbed's probe: the held-out pretraining-pool people of ``scfg`` (model.scratch),
+    with the probe's sampling seeded from it; empty when the config holds none out."""
+    from ragft.model.scratch import pretrain_people
+
+    _, heldout = pretrain_people(scfg)
+    return people_probe(model, tokenizer, heldout, cfg, seed=scfg.seed) if heldout else {}
