@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# The offline switches (one list, shared with ragft/env.py).
+# The offline switches (one list, shared with ragft/env.py). The package's commands: `ragft --help`.
 include ragft/offline.env
 export $(shell sed -n 's/^\([A-Z_][A-Z_0-9]*\)=.*/\1/p' ragft/offline.env)
 
@@ -61,11 +61,11 @@ lock:
 	mv requirements.lock.tmp requirements.lock && rm -rf .venv-lock
 
 params: setup
-	$(PY) -m ragft.config compose
+	$(VENV)/bin/ragft config compose
 
 demo: setup
 	$(DVC) repro
-	@$(PY) -m ragft.summary
+	@$(VENV)/bin/ragft summary
 
 repro: setup
 	$(DVC) repro
@@ -86,17 +86,17 @@ bench: setup
 mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
 
-# Sweeps (ragft/sweep.py): queue the -S overrides, run them with -j workers into one MLflow store,
+# Sweeps (ragft/experiments/sweep.py): queue the -S overrides, run them with -j workers into one MLflow store,
 # fail unless every experiment succeeded. make sweep ARGS="-j 2 -S 'chunking.size=64,128' --name chunks"
 sweep: setup
-	$(PY) -m ragft.sweep run $(ARGS)
+	$(VENV)/bin/ragft sweep $(ARGS)
 
 seeds: setup
-	$(PY) -m ragft.sweep seeds $(ARGS)
+	$(VENV)/bin/ragft seeds $(ARGS)
 
 # make compare (the latest sweep), ARGS="--sweep NAME", ARGS=--all, or ARGS="exp-a exp-b"
 compare: setup
-	$(PY) -m ragft.compare $(ARGS)
+	$(VENV)/bin/ragft compare $(ARGS)
 
 # One tracking server in front of a store. A team runs it on a shared host with
 #   make mlflow-server MLFLOW_BACKEND=postgresql://mlflow@db/mlflow MLFLOW_ARTIFACTS=s3://bucket/mlflow MLFLOW_HOST=0.0.0.0

@@ -1,6 +1,6 @@
 """ANN at scale: exact (Flat) vs HNSW vs IVF-Flat vs IVF-PQ on clustered, normalised vectors.
 
-Every index is built by ``ragft.index.build_index`` (the index stage's own code) from a FAISS
+Every index is built by ``ragft.retrieval.index.build_index`` (the index stage's own code) from a FAISS
 factory string, then searched with a sweep of its search-time breadth (HNSW efSearch, IVF nprobe).
 For each configuration: build seconds, serialized bytes, queries/s over the whole query batch, and
 recall@10 against exact search. The headline is the fastest configuration reaching recall@10 >= 0.95,
@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.rows import run_script, save_row
-from ragft.index import build_index
+from ragft.retrieval.index import build_index
 
 log = logging.getLogger("bench.ann")
 

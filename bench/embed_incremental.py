@@ -37,9 +37,9 @@ for p in (ROOT, ROOT / "bench"):
 from embed_throughput import bench_documents  # the same corpus as the throughput bench
 
 from bench.rows import run_script, save_row
-from ragft import chunking, embedding
 from ragft.config import compose_conf, validate
-from ragft.embed_cache import EmbeddingCache
+from ragft.retrieval import chunking, embedding
+from ragft.retrieval.embed_cache import EmbeddingCache
 
 log = logging.getLogger("bench.embed_incremental")
 

@@ -2,7 +2,7 @@
 
 The chunks are what the default pipeline makes of longer documents: synthbio people (``ragft.data``,
 the default dataset's generator) whose document is their biography followed by its paraphrases
-(the texts prepare writes to paraphrases.jsonl), chunked by ``ragft.chunking`` with the default
+(the texts prepare writes to paraphrases.jsonl), chunked by ``ragft.retrieval.chunking`` with the default
 chunking config (token windows of 128, overlap 32, the embedder's tokenizer). The default corpus's
 own documents are one short biography each (~48 tokens), so they would not give chunks of the
 default size. ``--people`` sets the number of people; 800 gives ~2,200 chunks.
@@ -47,8 +47,8 @@ if str(ROOT) not in sys.path:
 
 import ragft  # noqa: F401  (offline switches)
 from bench.rows import run_script, save_row
-from ragft import chunking, embedding
 from ragft.config import compose_conf, validate
+from ragft.retrieval import chunking, embedding
 
 log = logging.getLogger("bench.embed_throughput")
 

@@ -1,7 +1,7 @@
 """Fine-tuning: the finetune stage's entry under `accelerate launch` against plain `python`, and tokens/s.
 
 The same entry (``stages/finetune.py +arm.model=finetuned``) runs alternately as dvc.yaml runs it
-(``accelerate launch --config_file conf/accelerate/<name>.yaml``) and as a plain ``python`` process,
+(``accelerate launch --config_file accelerate/<name>.yaml``) and as a plain ``python`` process,
 in a copy of this working tree whose inputs come from ``dvc repro base_model chunk``. Reported: the
 launcher's overhead in seconds (wall time difference of the medians) and the training throughput
 the stage itself records (tokens/s where the fine-tuning metrics carry ``train_tokens``, else
@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 from bench.pipeline import timed
 from bench.rows import run_script, save_row
 from ragft import paths
-from tests.pipeline_repo import VENV_BIN, PipelineRepo
+from tests.helpers import VENV_BIN, PipelineRepo
 
 log = logging.getLogger("bench.finetune")
 
@@ -64,7 +64,7 @@ def run(experiment: str, rounds: int, accelerate: str, max_steps: int | None) ->
         entry = ["stages/finetune.py", f"+arm.model={MODEL}", *extra]
         commands = {
             "python": [sys.executable, *entry],
-            "accelerate": [str(VENV_BIN / "accelerate"), "launch", "--config_file", f"conf/accelerate/{accelerate}.yaml",
+            "accelerate": [str(VENV_BIN / "accelerate"), "launch", "--config_file", f"accelerate/{accelerate}.yaml",
                            "--num_cpu_threads_per_process", str(min(2, os.cpu_count() or 1)), *entry],
         }
         batch = int(load_params(repo.root / paths.PARAMS)["finetune"]["batch_size"])
@@ -104,7 +104,7 @@ def summarize(res: dict) -> dict:
         "ratio": res["wall_ratio"],
         "goal": "context only: the launcher's cost (fine-tuning tokens/s on a GPU in bf16 when a session has one)",
         "met": None,
-        "notes": (f"finetune@{MODEL} entry, experiment={res['experiment']}, conf/accelerate/{res['accelerate_config']}.yaml"
+        "notes": (f"finetune@{MODEL} entry, experiment={res['experiment']}, accelerate/{res['accelerate_config']}.yaml"
                   f", {res['rounds']} alternating rounds, medians, on {res['device_name']}; load average per round "
                   f"{res['load_average_per_round']}."
                   + ("" if key == "tokens_per_s" else " tokens/s not recorded by the finetune stage (train_tokens): "
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--experiment", default="tiny", help="experiment preset of the copy (null: the default)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--accelerate", default="cpu", help="conf/accelerate/<name>.yaml")
+    parser.add_argument("--accelerate", default="cpu", help="accelerate/<name>.yaml")
     parser.add_argument("--max-steps", type=int, default=None, help="finetune.max_steps override")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)

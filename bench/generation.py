@@ -1,6 +1,6 @@
 """Generation: batched against one-question-at-a-time, on the default model, same questions, same answers.
 
-Runs ``ragft.generation.answer_questions`` (the infer stage's code) on the same retrieved-context
+Runs ``ragft.model.generation.answer_questions`` (the infer stage's code) on the same retrieved-context
 questions with ``inference.batch_size`` = 1 and = 32, alternating the two in rounds (the machine is
 shared: alternation spreads the noise over both), and reports the ratio of median questions/s and
 whether greedy decoding gave identical answers for every question.
@@ -63,7 +63,7 @@ def run(root: Path, n_questions: int, batch_size: int, rounds: int, device: str,
     from omegaconf import OmegaConf
 
     from ragft.config import load_params, validate
-    from ragft.generation import answer_questions, read_contexts
+    from ragft.model.generation import answer_questions, read_contexts
 
     if threads:
         torch.set_num_threads(threads)

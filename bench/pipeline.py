@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.rows import run_script, save_row
-from tests.pipeline_repo import VENV_BIN, PipelineRepo
+from tests.helpers import VENV_BIN, PipelineRepo
 
 log = logging.getLogger("bench.pipeline")
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,31 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys ({"a": {"b": 1}} → {"a.b": 1}): params, metrics."""
+    flat: dict[str, Any] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def json_safe(v: Any, digits: int = 6) -> Any:
+    """JSON-safe and stable: floats rounded, NaN → null (JSON has no NaN)."""
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return None if math.isnan(v) else round(v, digits)
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x, digits) for x in v]
+    if isinstance(v, dict):
+        return {k: json_safe(x, digits) for k, x in v.items()}
+    return v
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

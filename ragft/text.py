@@ -1,4 +1,5 @@
-"""Answer normalisation shared by evaluation and the training probes (one definition of "correct")."""
+"""Text normalisation: one definition of "the same answer" (evaluation, training probes) and of "the same
+text" (the contamination guard)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 import string
 
 _PUNCTUATION = frozenset(string.punctuation)
+_PUNCTUATION_RUN = re.compile(f"[{re.escape(string.punctuation)}]")
 
 
 def normalize_answer(s: str) -> str:
@@ -14,3 +16,8 @@ def normalize_answer(s: str) -> str:
     s = "".join(ch for ch in s if ch not in _PUNCTUATION)
     s = re.sub(r"\b(a|an|the)\b", " ", s)
     return " ".join(s.split())
+
+
+def normalize_text(s: str) -> str:
+    """Lowercase, punctuation → spaces, single spaces: trivially different spellings of a text collide."""
+    return " ".join(_PUNCTUATION_RUN.sub(" ", s.lower()).split())

@@ -1,32 +1,9 @@
-"""contexts: one prompt-context file per context arm (none, retrieved, oracle, oracle_distractors)."""
+"""contexts: one prompt-context file per context arm (none, retrieved, oracle, oracle_distractors).
 
-from __future__ import annotations
+The stage's body is ragft/pipeline/contexts.py; DVC runs this script (dvc.yaml).
+"""
 
-import logging
-
-from ragft import contexts, paths
-from ragft.io import read_jsonl, write_jsonl
-from ragft.retrieval import read_questions
-from ragft.stage import stage
-
-log = logging.getLogger(__name__)
-
-
-@stage("contexts", inputs=lambda cfg: [str(paths.RANKED), str(paths.CHUNKS_FILE), str(paths.QA_EVAL)])
-def main(cfg, run):
-    questions = read_questions(paths.QA_EVAL)
-    ranked = read_jsonl(paths.RANKED)
-    chunks = read_jsonl(paths.CHUNKS_FILE)
-
-    built = contexts.build_all(questions, ranked, chunks, cfg.retrieval)
-    # each file is written atomically on its own: an unchanged file keeps its hash, so its arms stay cached
-    for kind, rows in built.items():
-        write_jsonl(paths.context_file(kind), rows)
-    run.write_record(paths.CONTEXTS)
-    sizes = {f"mean_chunks_{k}": sum(len(r["chunks"]) for r in rows) / max(len(rows), 1) for k, rows in built.items()}
-    log.info("contexts for %d questions: %s", len(questions), sizes)
-    run.log_metrics({"n_questions": len(questions), **sizes})
-
+from ragft.pipeline.contexts import main
 
 if __name__ == "__main__":
     main()

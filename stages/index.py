@@ -1,39 +1,9 @@
-"""index: a FAISS index from an index_factory string over the chunk vectors, with a manifest."""
+"""index: a FAISS index from an index_factory string over the chunk vectors, with a manifest.
 
-from __future__ import annotations
+The stage's body is ragft/pipeline/index.py; DVC runs this script (dvc.yaml).
+"""
 
-import logging
-
-import numpy as np
-
-from ragft import paths
-from ragft.index import build_and_save, load_index, recall_vs_exact
-from ragft.io import atomic_dir, read_json, write_json
-from ragft.stage import stage
-
-log = logging.getLogger(__name__)
-
-
-@stage("index", inputs=lambda cfg: [str(paths.EMBEDDINGS)])
-def main(cfg, run):
-    embedder = read_json(paths.EMBEDDINGS_MANIFEST)
-    ids = read_json(paths.VECTOR_IDS)
-    vectors = np.load(paths.VECTORS, allow_pickle=False)
-    queries = np.load(paths.QUESTION_VECTORS, allow_pickle=False)
-
-    with atomic_dir(paths.INDEX) as out:
-        manifest, seconds = build_and_save(out, vectors, ids, embedder, cfg.index)
-        run.write_record(out)
-        # measured on the index as written and read back: what retrieve will search
-        index, _, _ = load_index(out, expected_embedder=embedder)
-        recall = recall_vs_exact(index, vectors, queries, list(cfg.retrieval.ks), cfg.index.metric)
-    metrics = {"build_seconds": round(seconds, 4), "index_bytes": manifest["index_bytes"],
-               "n_vectors": manifest["n_vectors"], **recall}
-    write_json(paths.INDEX_METRICS, metrics)
-    log.info("index metrics: %s", metrics)
-    run.log_metrics(metrics)
-    run.log_artifact(paths.INDEX_MANIFEST)
-
+from ragft.pipeline.index import main
 
 if __name__ == "__main__":
     main()

@@ -26,11 +26,36 @@ def _isolated_mlflow(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 
+@pytest.fixture(scope="module")
+def tiny_encoder_dir(tmp_path_factory):
+    """(path, model, tokenizer) of a random tiny BERT saved as any hub encoder is."""
+    from tests.helpers import save_tiny_encoder
+
+    return save_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture
+def judge_server():
+    """The OpenAI-compatible judge stand-in (tests.helpers.FakeJudge) on 127.0.0.1, a fresh one per test."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from tests.helpers import FakeJudge
+
+    FakeJudge.requests = []
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), FakeJudge)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
 @pytest.fixture(scope="session")
 def tiny_repo(tmp_path_factory):
     """One real `dvc repro` of experiment=tiny in a temp copy of the repo, shared by the end-to-end tests
     (test_pipeline, test_remote, test_sweep); a test that changes the workspace resets it."""
-    from tests.pipeline_repo import PipelineRepo
+    from tests.helpers import PipelineRepo
 
     repo = PipelineRepo.create(tmp_path_factory.mktemp("pipeline"))
     out = repo.dvc("repro")

@@ -92,7 +92,6 @@ def load_hub_model(mcfg: Any) -> tuple[Any, Any, dict[str, Any]]:
     facts = {
         "path": mcfg.path,
         "revision": resolved or (mcfg.revision if not is_local else None),
-        "use_chat_template": bool(mcfg.use_chat_template and getattr(tokenizer, "chat_template", None)),
         "trust_remote_code": bool(mcfg.trust_remote_code),
     }
     return model, tokenizer, facts

@@ -42,7 +42,6 @@ def base_manifest(
     model_dir: str | Path,
     path: str | None = None,
     revision: str | None = None,
-    use_chat_template: bool = False,
     trust_remote_code: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -56,7 +55,7 @@ def base_manifest(
         "architecture": type(model).__name__,
         "parameters": count_parameters(model),
         "tokenizer": tokenizer_info(tokenizer),
-        "use_chat_template": bool(use_chat_template),
+        "chat_template": bool(getattr(tokenizer, "chat_template", None)),  # the tokenizer has one
         "trust_remote_code": bool(trust_remote_code),
         "testbed": source == "scratch",
         **(extra or {}),

@@ -58,7 +58,6 @@ def people_probe(
     cfg: Any,
     *,
     distractors: int = 2,  # as many other biographies as top-3 retrieval would add
-    use_chat_template: bool = False,
     seed: int = 0,
 ) -> dict[str, float]:
     """EM (%) on every attribute of ``people``: with the person's biography in the prompt ("read"),
@@ -81,11 +80,7 @@ def people_probe(
                 "closed_book": None,
             }
             for kind, context in contexts.items():
-                kinds[kind].append(
-                    prompts.build_prompt(
-                        qa.question, cfg, context=context, tokenizer=tokenizer, use_chat_template=use_chat_template
-                    )
-                )
+                kinds[kind].append(prompts.build_prompt(qa.question, cfg, context=context, tokenizer=tokenizer))
             answers.append(qa.answer)
     n_new = 12  # fixed, not inference.max_new_tokens: the probe must not depend on the decoding settings
     out = {

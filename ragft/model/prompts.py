@@ -1,7 +1,8 @@
 """How questions, contexts and answers become model inputs: one set of functions for pretraining,
 fine-tuning and inference, so that every stage shows the model exactly the same format.
 
-The templates come from the config (``inference.closed_book_template`` / ``inference.context_template``).
+The templates come from the config's ``prompt`` group (``closed_book_template``, ``context_template``,
+``chunk_separator``, ``chat_template``).
 A training example is the prompt followed by the answer and EOS; the loss is on the answer and EOS only,
 which is what inference asks of the model (greedy continuation of the prompt, stopped by EOS).
 """
@@ -14,8 +15,8 @@ IGNORE_INDEX = -100  # labels the loss skips (transformers' convention)
 
 
 def _templates(cfg: Any) -> Any:
-    """Accept the whole config or just its ``inference`` group."""
-    return cfg.inference if hasattr(cfg, "inference") else cfg
+    """Accept the whole config or just its ``prompt`` group."""
+    return cfg.prompt if hasattr(cfg, "prompt") else cfg
 
 
 def closed_book_prompt(question: str, cfg: Any) -> str:
@@ -31,25 +32,22 @@ def join_contexts(texts: list[str], cfg: Any) -> str:
     return _templates(cfg).chunk_separator.join(t.strip() for t in texts)
 
 
-def chat_wrap(prompt: str, tokenizer: Any, use_chat_template: bool) -> str:
-    """Wrap ``prompt`` as a user turn when the model is a chat model (its tokenizer has a template).
-
-    The scratch model has none, so its prompts pass through unchanged.
+def chat_wrap(prompt: str, tokenizer: Any, cfg: Any) -> str:
+    """Wrap ``prompt`` as a user turn when the config asks for it (``prompt.chat_template``) and the
+    tokenizer has a chat template. The scratch model has none, so its prompts pass through unchanged.
     """
-    if use_chat_template and getattr(tokenizer, "chat_template", None):
+    if _templates(cfg).chat_template and getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
         )
     return prompt
 
 
-def build_prompt(
-    question: str, cfg: Any, *, context: str | None = None, tokenizer: Any = None, use_chat_template: bool = False
-) -> str:
+def build_prompt(question: str, cfg: Any, *, context: str | None = None, tokenizer: Any = None) -> str:
     """The full prompt of one question: with ``context`` (non-empty) the context template, else the
-    closed-book one; chat-wrapped if asked and the tokenizer has a template. What inference calls."""
+    closed-book one; chat-wrapped if the config asks and the tokenizer has a template. What inference calls."""
     prompt = context_prompt(question, context, cfg) if context else closed_book_prompt(question, cfg)
-    return chat_wrap(prompt, tokenizer, use_chat_template) if tokenizer is not None else prompt
+    return chat_wrap(prompt, tokenizer, cfg) if tokenizer is not None else prompt
 
 
 def encode_prompt(prompt: str, tokenizer: Any) -> list[int]:

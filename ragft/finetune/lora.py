@@ -1,0 +1,219 @@
+"""Fine-tuned models: LoRA adapters (PEFT) trained with transformers.Trainer on training data only.
+
+The recipe (ragft.finetune.recipes) gives the training rows; the contamination guard
+(ragft.finetune.contamination) stops the stage before any training when a row holds an eval question,
+exactly or as a near-duplicate; the overlap measured is part of the result (and the report).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragft.config import ConfigError
+from ragft.io import DataError, atomic_file, read_jsonl
+from ragft.model.scratch import PRETRAIN_MIX
+from ragft.model.training import ExampleMeanTrainer, final_loss, padding_collator, rows_dataset, training_args
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneResult:
+    manifest: dict[str, Any]
+    metrics: dict[str, float]
+    log_history: list[dict] = field(default_factory=list)
+    model: Any = None  # the trained PeftModel (in memory; the adapter is saved in out_dir)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def check_target_modules(model: Any, targets: list[str]) -> None:
+    """ConfigError before training if a LoRA target names no module of the model."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name}
+    missing = [t for t in targets if t not in names]
+    if missing:
+        import torch
+        from transformers.pytorch_utils import Conv1D
+
+        linear = sorted(
+            {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D))}
+        )
+        raise ConfigError(
+            f"params.yaml: finetune.lora.target_modules {missing} name no module of {type(model).__name__}. "
+            f"Fix: choose from its linear layers: {linear}."
+        )
+
+
+def lora_model(model: Any, lcfg: Any, seed: int):
+    """Wrap ``model`` with a seeded LoRA adapter (PEFT)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import set_seed
+    from transformers.pytorch_utils import Conv1D
+
+    targets = list(lcfg.target_modules)
+    check_target_modules(model, targets)
+    conv1d = any(isinstance(m, Conv1D) and n.rsplit(".", 1)[-1] in targets for n, m in model.named_modules())
+    config = LoraConfig(
+        r=lcfg.r,
+        lora_alpha=lcfg.alpha,
+        lora_dropout=lcfg.dropout,
+        target_modules=targets,
+        fan_in_fan_out=conv1d,  # GPT-2 stores its projections transposed (Conv1D)
+        task_type="CAUSAL_LM",
+    )
+    set_seed(seed)
+    return get_peft_model(model, config)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any, epochs: float | None = None) -> tuple[Any, float]:
+    """Run transformers.Trainer on ``dataset``; return (trainer state, seconds)."""
+    import tempfile
+
+    work_dir = tempfile.TemporaryDirectory(prefix="ragft-finetune-")  # Trainer wants one; nothing is saved there
+    args = training_args(
+        work_dir.name,
+        per_device_train_batch_size=fcfg.batch_size,
+        num_train_epochs=fcfg.epochs if epochs is None else epochs,
+        max_steps=fcfg.max_steps,
+        learning_rate=fcfg.lr,
+        warmup_steps=fcfg.warmup_ratio,  # a float in [0, 1) is a share of the total steps
+        weight_decay=fcfg.weight_decay,
+        seed=fcfg.seed,
+        logging_steps=0.01,  # ~100 points on the loss curve
+    )
+    trainer = ExampleMeanTrainer(
+        model=model, args=args, train_dataset=dataset, data_collator=padding_collator(tokenizer)
+    )
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    work_dir.cleanup()
+    return trainer.state, seconds
+
+
+def finetune(
+    cfg: Any,
+    base_dir: str | Path,
+    prepared_dir: str | Path,
+    out_dir: str | Path,
+    recipe: str = "finetuned",
+    chunks_file: str | Path | None = None,
+) -> FinetuneResult:
+    """Train ``recipe``'s LoRA adapter on the base model in ``base_dir``; save it (safetensors) in ``out_dir``.
+
+    ``chunks_file`` (the retrieval corpus' chunks) is where the raft recipe draws gold and distractor
+    passages from."""
+    from omegaconf import OmegaConf
+
+    from ragft.finetune import recipes
+    from ragft.finetune.contamination import contamination_guard
+    from ragft.model.loading import load_generator
+    from ragft.model.manifest import count_parameters
+
+    fcfg = cfg.finetune
+    prepared = recipes.read_prepared(prepared_dir, recipe, fcfg)
+    chunks = read_jsonl(chunks_file) if recipe == "raft" else None
+    if recipe == "raft" and not chunks:
+        raise DataError(f"{chunks_file}: no chunks; the raft recipe draws its passages from them. Fix: `dvc repro chunk`.")
+    if fcfg.replay > 0 and not (Path(base_dir) / PRETRAIN_MIX).exists():
+        raise ConfigError(
+            f"finetune.replay is {fcfg.replay} but {Path(base_dir) / PRETRAIN_MIX} does not exist: replay draws from "
+            "the pretraining mix that only a scratch base model saves. Fix: set finetune.replay=0 for model.source=hub."
+        )
+
+    model, tokenizer, base_manifest = load_generator(base_dir, device="cpu")
+    rows = recipes.task_rows(cfg, prepared, tokenizer, recipe, chunks)
+    if not rows:
+        raise DataError(
+            f"{prepared_dir}: no training rows for finetune.mode={fcfg.mode}. Check the prepare stage's outputs."
+        )
+    rows += recipes.replay_rows(base_dir, len(rows), fcfg.replay, fcfg.seed)
+    overlap = contamination_guard(rows, prepared["qa_eval.jsonl"], f"{recipe} training data ({prepared_dir})", fcfg.seed)
+    max_length = fcfg.raft.max_length if recipe == "raft" else fcfg.max_length
+    dataset = rows_dataset(rows, tokenizer, max_length)
+
+    model = lora_model(model, fcfg.lora, fcfg.seed)
+    trainable = count_parameters(model, trainable_only=True)
+    log.info(
+        "fine-tuning %s (%s): %d rows, %d examples, %d trainable parameters",
+        recipe, fcfg.mode if recipe == "finetuned" else "raft", len(rows), len(dataset), trainable,
+    )
+    state, seconds = train_adapter(model, tokenizer, dataset, fcfg, fcfg.raft.epochs if recipe == "raft" else None)
+    model.eval()
+    model.save_pretrained(out_dir)
+
+    sanity = reading_probe(model, tokenizer, base_manifest, cfg)
+    counts = {
+        kind: sum(r["kind"] == kind and not r.get("replay") for r in rows) for kind in ("doc", "paraphrase", "qa", "raft")
+    }
+    counts["replay"] = sum(bool(r.get("replay")) for r in rows)
+    loss = final_loss(state.log_history)
+    manifest = {
+        "base_model": {
+            "path": str(base_dir),
+            "name": base_manifest.get("name"),
+            "weights_sha256": base_manifest.get("weights_sha256"),
+        },
+        "recipe": recipe,
+        "mode": fcfg.mode if recipe == "finetuned" else "raft",
+        "raft": OmegaConf.to_container(fcfg.raft) if recipe == "raft" else None,
+        "contamination": overlap,
+        "paraphrases": fcfg.paraphrases,
+        "replay": fcfg.replay,
+        "rows": counts,
+        "n_examples": len(dataset),
+        "trainable_params": trainable,
+        "total_params": count_parameters(model),
+        "lora": {
+            "r": fcfg.lora.r,
+            "alpha": fcfg.lora.alpha,
+            "dropout": fcfg.lora.dropout,
+            "target_modules": list(fcfg.lora.target_modules),
+        },
+        "steps": state.global_step,
+        "final_loss": loss,
+        "seed": fcfg.seed,
+    }
+    metrics = {
+        "train_seconds": round(seconds, 2),
+        "train_loss": loss,
+        "n_examples": len(dataset),
+        "trainable_params": trainable,
+        "steps": state.global_step,
+        "eval_overlap_exact": overlap["exact"],
+        "eval_overlap_near": overlap["near_duplicates"],
+        **{f"probe_{k}": v for k, v in sanity.items() if k.endswith("_em")},
+    }
+    return FinetuneResult(manifest, metrics, state.log_history, model)
+
+
+def reading_probe(model: Any, tokenizer: Any, base_manifest: dict, cfg: Any) -> dict[str, float]:
+    """The scratch base model's sanity probe, rerun on the fine-tuned model: does it still read?
+    (The same held-out pretrain-pool people; empty for hub models.)"""
+    if base_manifest.get("source") != "scratch" or "scratch" not in base_manifest:
+        return {}
+    from omegaconf import OmegaConf
+
+    from ragft.model.probe import heldout_probe
+
+    return heldout_probe(model, tokenizer, OmegaConf.create(base_manifest["scratch"]), cfg)
+
+
+def write_loss_curve(path: str | Path, log_history: list[dict]) -> int:
+    """plots/finetune_loss.csv: step,loss from the Trainer's log history."""
+    points = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
+    with atomic_file(path) as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["step", "loss"])
+        writer.writerows((step, f"{loss:.6f}") for step, loss in points)
+    return len(points)
+

@@ -1,0 +1,250 @@
+"""Answer the eval questions of one arm: render prompts, fit them into the model, generate in batches.
+
+Decoding is held constant across arms (greedy by default), so that the arms differ only in the model
+(base or base + LoRA) and in the context put in the prompt. Prompt formatting comes from
+ragft.model.prompts, the same functions training uses, so the model sees at inference the format it
+was trained on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ragft.io import DataError, read_jsonl
+from ragft.model import prompts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FittedPrompt:
+    """One question's model input: token ids that fit the model, and the chunks that made it in."""
+
+    qid: str
+    input_ids: list[int]
+    chunk_ids: list[str]
+    scores: list[float | None]  # retrieval scores (None for oracle chunks, which were not ranked)
+    truncated: bool
+
+
+# --------------------------------------------------------------------------- input
+
+
+def read_contexts(path: str | Path) -> list[dict]:
+    """The rows of ``data/contexts/<context>.jsonl``, checked before any model is loaded."""
+    rows = read_jsonl(path)
+    if not rows:
+        raise DataError(f"{path}: no questions. Rerun the contexts stage (`dvc repro contexts`).")
+    seen: set[str] = set()
+    for lineno, row in enumerate(rows, 1):
+        where = f"{path}: row {lineno}"
+        for key, kind in (("qid", str), ("question", str), ("chunks", list)):
+            if not isinstance(row.get(key), kind):
+                raise DataError(
+                    f"{where}: field '{key}' must be a {kind.__name__}. Regenerate it with `dvc repro contexts`."
+                )
+        if row["qid"] in seen:
+            raise DataError(f"{where}: qid {row['qid']!r} appears twice. Each question must appear once.")
+        seen.add(row["qid"])
+        for j, chunk in enumerate(row["chunks"]):
+            if not (
+                isinstance(chunk, dict)
+                and isinstance(chunk.get("chunk_id"), str)
+                and isinstance(chunk.get("text"), str)
+            ):
+                raise DataError(
+                    f"{where}: chunks[{j}] needs string fields 'chunk_id' and 'text'. Regenerate it with `dvc repro contexts`."
+                )
+    return rows
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def build_prompt(question: str, chunks: list[str], cfg: Any, tokenizer: Any) -> str:
+    """The prompt text of one question: closed-book without chunks, else the context template."""
+    context = prompts.join_contexts(chunks, cfg) if chunks else None
+    return prompts.build_prompt(question, cfg, context=context, tokenizer=tokenizer)
+
+
+def max_positions(model: Any, tokenizer: Any) -> int:
+    """The longest sequence (prompt + answer) the model accepts."""
+    config = model.config
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(tokenizer, "model_max_length", None)
+    if isinstance(value, int) and 0 < value < 1_000_000:  # tokenizers without a limit report ~1e30
+        return value
+    raise DataError("the model config declares no maximum length (max_position_embeddings); cannot fit prompts.")
+
+
+def fit_prompt(question: str, chunks: list[str], cfg: Any, tokenizer: Any, limit: int) -> tuple[list[int], int, bool]:
+    """Token ids of the prompt, shortened to at most ``limit`` tokens by cutting the CONTEXT only.
+
+    Chunks come ranked best first, so the lowest-ranked text goes first: whole chunks from the end,
+    then the end of the last one kept. The question and the template are never cut. Returns
+    ``(ids, number of chunks at least partly kept, truncated?)``.
+    """
+
+    def encode(texts: list[str]) -> list[int]:
+        return prompts.encode_prompt(build_prompt(question, texts, cfg, tokenizer), tokenizer)
+
+    texts = list(chunks)
+    ids = encode(texts)
+    if len(ids) <= limit:
+        return ids, len(texts), False
+    while len(texts) > 1 and len(ids) > limit:
+        texts.pop()
+        ids = encode(texts)
+    if texts and len(ids) > limit:
+        last = texts[-1]
+        offsets = tokenizer(last, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        keep = len(offsets) - (len(ids) - limit)
+        while keep > 0:
+            texts[-1] = last[: offsets[keep - 1][1]]
+            ids = encode(texts)
+            if len(ids) <= limit:
+                break
+            keep -= max(1, len(ids) - limit)
+        else:
+            texts, ids = [], []
+    if not texts:
+        raise DataError(
+            f"question {question[:80]!r} does not fit the model even without context ({limit} prompt tokens "
+            "allowed = max positions - inference.max_new_tokens). Lower inference.max_new_tokens or shorten the question."
+        )
+    return ids, len(texts), True
+
+
+def fit_prompts(rows: list[dict], cfg: Any, tokenizer: Any, limit: int) -> list[FittedPrompt]:
+    """Every question's fitted prompt, before any generation (a too-long question fails fast)."""
+    fitted = []
+    for row in rows:
+        chunks = row["chunks"]
+        try:
+            ids, kept, truncated = fit_prompt(row["question"], [c["text"] for c in chunks], cfg, tokenizer, limit)
+        except DataError as err:
+            raise DataError(f"qid {row['qid']}: {err}") from None
+        fitted.append(
+            FittedPrompt(
+                qid=row["qid"],
+                input_ids=ids,
+                chunk_ids=[c["chunk_id"] for c in chunks[:kept]],
+                scores=[None if c.get("score") is None else float(c["score"]) for c in chunks[:kept]],  # oracle: none
+                truncated=truncated,
+            )
+        )
+    n_trunc = sum(f.truncated for f in fitted)
+    if n_trunc:
+        log.warning("%d of %d prompts had their context shortened to fit %d tokens", n_trunc, len(fitted), limit)
+    return fitted
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def generation_config(icfg: Any, model: Any, tokenizer: Any):
+    """The decoding settings, all explicit: transformers fills unset fields from the model's own
+    generation_config (a hub model may ship sampling or a repetition penalty), which would make the
+    arms' decoding depend on the checkpoint rather than on the config."""
+    from transformers import GenerationConfig
+
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    settings: dict[str, Any] = {
+        "max_new_tokens": icfg.max_new_tokens,
+        "do_sample": bool(icfg.do_sample),
+        "num_beams": 1,
+        "repetition_penalty": 1.0,
+        "no_repeat_ngram_size": 0,
+        "eos_token_id": eos if eos is not None else tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if icfg.do_sample:
+        settings.update(temperature=icfg.temperature, top_p=icfg.top_p, top_k=icfg.top_k)
+    return GenerationConfig(**settings)
+
+
+def generate_batch(model: Any, tokenizer: Any, batch: list[list[int]], gen_cfg: Any) -> list[str]:
+    """Greedy/sampled continuation of a left-padded batch; only the new tokens, decoded and stripped."""
+    import torch
+
+    enc = tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=enc["input_ids"].to(device),
+            attention_mask=enc["attention_mask"].to(device),
+            generation_config=gen_cfg,
+        )
+    new = out[:, enc["input_ids"].shape[1] :]
+    return [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any) -> tuple[list[dict], dict]:
+    """Answer every question of ``rows`` (contexts rows); return (prediction rows in input order, timings).
+
+    Per-question latency is the batch's wall time divided by its size (questions of a batch are
+    answered together). Prompts are batched longest first: less padding, and a batch too big for the
+    device fails at the start rather than at the end.
+    """
+    from tqdm.auto import tqdm
+
+    icfg = cfg.inference
+    if tokenizer.padding_side != "left" or tokenizer.pad_token_id is None:
+        raise DataError(
+            "the tokenizer must pad on the left and have a pad token (load it with ragft.model.loading.load_generator)"
+        )
+    limit = max_positions(model, tokenizer) - icfg.max_new_tokens
+    if limit <= 0:
+        raise DataError(f"inference.max_new_tokens ({icfg.max_new_tokens}) leaves no room for a prompt in this model.")
+    fitted = fit_prompts(rows, cfg, tokenizer, limit)
+    gen_cfg = generation_config(icfg, model, tokenizer)
+    if icfg.do_sample:
+        from transformers import set_seed
+
+        set_seed(icfg.seed)
+
+    order = sorted(range(len(fitted)), key=lambda i: -len(fitted[i].input_ids))
+    answers: dict[int, str] = {}
+    latencies: list[float] = []
+    start = time.perf_counter()
+    bs = max(1, int(icfg.batch_size))
+    for b in tqdm(range(0, len(order), bs), desc="generate", unit="batch"):
+        idx = order[b : b + bs]
+        t0 = time.perf_counter()
+        texts = generate_batch(model, tokenizer, [fitted[i].input_ids for i in idx], gen_cfg)
+        per_q = (time.perf_counter() - t0) / len(idx)
+        latencies += [per_q] * len(idx)
+        answers.update(zip(idx, texts))
+    total = time.perf_counter() - start
+
+    predictions = [
+        {
+            "qid": f.qid,
+            "answer": answers[i],
+            "chunk_ids": f.chunk_ids,
+            "scores": f.scores,
+            "prompt_tokens": len(f.input_ids),
+        }
+        for i, f in enumerate(fitted)
+    ]
+    n = len(predictions)
+    timings = {
+        "questions": n,
+        "seconds": total,
+        "questions_per_second": n / total if total > 0 else math.nan,
+        "mean_latency_seconds": sum(latencies) / n,
+        "latency_note": "per question = batch wall time / batch size",
+        "batch_size": bs,
+        "mean_prompt_tokens": sum(p["prompt_tokens"] for p in predictions) / n,
+        "truncated_prompts": sum(f.truncated for f in fitted),
+        "device": str(next(model.parameters()).device),
+    }
+    return predictions, timings

@@ -1,0 +1,101 @@
+"""evaluate: score every arm, write the verdict and its evidence, and the experiment's MLflow summary.
+
+Writes metrics/metrics.json (DVC metrics, deterministic: arms with CIs, paired differences, effects,
+contamination, the verdict), reports/per_question.csv, plots/metric_by_arm.csv, and the two reports
+(reports/comparison.md, reports/report.html + its PNGs in reports/plots/), all from what this stage
+computed in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ragft import paths
+from ragft.pipeline.runner import stage_main
+
+log = logging.getLogger(__name__)
+
+
+def read_loss_curve(path) -> list[tuple[float, float]]:
+    """A fine-tuned model's loss.csv (step,loss) as points."""
+    import csv
+
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [(float(r["step"]), float(r["loss"])) for r in csv.DictReader(fh) if r.get("step") and r.get("loss")]
+
+
+def evaluate(cfg, run) -> None:
+    import csv
+
+    from ragft.arms import Context, product
+    from ragft.config import plain
+    from ragft.data.rows import read_questions
+    from ragft.evaluation import factorial, judge, scoring
+    from ragft.evaluation.verdict import verdict
+    from ragft.finetune.contamination import contamination_report
+    from ragft.io import atomic_file, flatten, json_safe, read_json, read_jsonl, write_json
+    from ragft.reporting.model import build_report
+    from ragft.reporting.render import write_reports
+
+    ev = cfg.eval
+    if ev.judge.enabled:
+        judge.check_config(ev.judge)  # a bad judge setting fails before any scoring
+    arms = product(cfg.arms.models, cfg.arms.contexts)
+    qa = read_questions(paths.QA_EVAL, ("question", "answer"))
+    chunks = read_jsonl(paths.CHUNKS_FILE)
+    retrieval, index = read_json(paths.RETRIEVAL_METRICS), read_json(paths.INDEX_METRICS)
+    trained = {m: read_json(paths.model_dir(m) / paths.TRAIN_METRICS) for m in cfg.arms.trained}
+    arm_info = {a.name: read_json(paths.predictions_dir(a.model, a.context) / paths.ARM_INFO) for a in arms}
+    timings = {a.name: read_json(paths.predictions_dir(a.model, a.context) / paths.TIMINGS) for a in arms}
+
+    t0 = time.perf_counter()
+    scores, preds = scoring.evaluate_arms(arms, qa, chunks, paths.PREDICTIONS, use_ragas=ev.ragas)
+    boot = factorial.Bootstrap(ev.bootstrap_resamples, ev.confidence, ev.seed)
+    contamination = contamination_report(qa, chunks, trained, seed=ev.seed)
+    doc = factorial.metrics_document(scores, boot, {"contamination": contamination})
+    judged = None
+    if ev.judge.enabled:  # LLM-judged ragas metrics; NaN judgements stay NaN (null) and are counted
+        texts_by_chunk, _ = scoring.chunk_texts(chunks)
+        judged = judge.judge_arms(ev.judge, judge.build_samples(qa, preds, texts_by_chunk))
+        for arm, row in judged["arms"].items():
+            doc["arms"][arm].update(json_safe(row))
+        doc["judge"] = json_safe({"settings": judged["settings"], "failures": judged["failures"]})
+    doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence))
+    scoring_seconds = time.perf_counter() - t0
+    log.info("scored %d arms x %d questions in %.1f s", len(arms), len(qa), scoring_seconds)
+
+    contexts = {c: {r["qid"]: r["chunks"] for r in read_jsonl(paths.context_file(c))}
+                for c in dict.fromkeys(a.context for a in arms) if c != Context.none}
+    report = build_report(
+        doc, {a: s.per_question for a, s in scores.items()}, qa, contexts=contexts, timings=timings,
+        base_manifest=arm_info[arms[0].name]["base_model"], finetune=trained,
+        loss_curves={m: read_loss_curve(paths.model_dir(m) / paths.TRAIN_CURVE) for m in trained},
+        retrieval=retrieval, index=index, judge=judged, examples=ev.examples,
+    )
+    table = scoring.per_question_table(qa, scores)
+
+    write_json(paths.EVAL_METRICS, doc)
+    with atomic_file(paths.PER_QUESTION) as fh:
+        table.to_csv(fh, index=False)
+    with atomic_file(paths.METRIC_BY_ARM_PLOT) as fh:
+        writer = csv.DictWriter(fh, fieldnames=["arm", "exact_match", "f1"], extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({"arm": a, **m} for a, m in doc["arms"].items())
+    written = write_reports(report)
+    run.write_record(paths.REPORTS)
+
+    run.log_metrics(flatten({k: doc[k] for k in ("arms", "effects")}) | flatten({"compare": doc["differences"]})
+                    | {"scoring_seconds": scoring_seconds})
+    run.log_table(table, artifact_file="per_question.json")
+    for path in written:
+        run.log_artifact(path, "plots" if path.suffix == ".png" else None)
+    run.log_artifact(paths.EVAL_METRICS)
+    run.log_summary(plain(cfg), flatten(doc["arms"]))
+    run.set_tags({"ragft.verdict": doc["verdict"]["text"][:5000]})
+    log.info("%s", doc["verdict"]["text"])
+
+
+main = stage_main("evaluate", evaluate)

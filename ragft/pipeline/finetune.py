@@ -1,0 +1,51 @@
+"""finetune@<model>: one fine-tuned model of the experiment → models/<model>/ (a LoRA adapter).
+
+    python stages/finetune.py +arm.model=<finetuned|raft>
+
+`finetuned` injects the documents (finetune.mode); `raft` trains reading among distractors (finetune.raft).
+Both train on training data only. Also writes metrics/finetune/<model>.json (time, loss, sizes,
+the contamination check) and plots/finetune_loss/<model>.csv (step,loss).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ragft import paths
+from ragft.arms import TRAINED
+from ragft.pipeline.runner import is_main_process, stage_main
+
+log = logging.getLogger(__name__)
+
+
+def finetune(cfg, run) -> None:
+    import tempfile
+
+    from ragft.finetune.lora import finetune as train
+    from ragft.finetune.lora import write_loss_curve
+    from ragft.io import atomic_dir, write_json
+
+    model = str(cfg.arm.model)
+    if not is_main_process():  # another rank of `accelerate launch`: train in step with the main one, write nothing
+        with tempfile.TemporaryDirectory(prefix="ragft-rank-") as scratch:
+            train(cfg, paths.BASE_MODEL, paths.PREPARED, scratch, recipe=model, chunks_file=paths.CHUNKS_FILE)
+        return
+    with atomic_dir(paths.model_dir(model)) as out:
+        result = train(cfg, paths.BASE_MODEL, paths.PREPARED, out, recipe=model, chunks_file=paths.CHUNKS_FILE)
+        write_json(out / "manifest.json", result.manifest)
+        # the model carries its own training record (what evaluate reads), mirrored below for `dvc metrics/plots`
+        write_json(out / paths.TRAIN_METRICS, result.metrics)
+        write_loss_curve(out / paths.TRAIN_CURVE, result.log_history)
+        run.write_record(out)
+
+    write_json(paths.finetune_metrics(model), result.metrics)
+    n_points = write_loss_curve(paths.train_curve(model), result.log_history)
+    for entry in result.log_history:
+        if "loss" in entry:
+            run.log_metrics({"finetune_loss": entry["loss"]}, step=int(entry["step"]))
+    run.log_metrics(result.metrics)
+    run.log_artifact(paths.train_curve(model))
+    log.info("fine-tuned %s: %s; %d loss points", model, result.metrics, n_points)
+
+
+main = stage_main("finetune", finetune, arm={"model": TRAINED})

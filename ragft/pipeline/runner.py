@@ -1,0 +1,166 @@
+"""How a stage runs: the one wrapper between DVC's command (stages/<stage>.py) and a stage's body.
+
+A stage body is ``body(cfg, run)``: ``cfg`` the validated, typed config, ``run`` the StageRun it logs
+to. Its config is params.yaml (what DVC tracks), so under DVC it sees exactly the tracked values;
+for debugging, ``python stages/chunk.py chunking.size=64`` overrides one (Hydra's compose API, as
+for any Hydra override). Before the body the wrapper: checks params.yaml is there, fresh against
+conf/ (outside `dvc exp run`) and valid against the schema, checks a matrix stage's arm, sets up
+logging and seeds, and opens the stage's MLflow run, tagged with the hash of the stage's inputs as
+dvc.yaml declares them (one declaration of what a stage reads).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ragft import paths
+from ragft.config import ConfigError, check_params_fresh, plain, validate
+from ragft.io import DataError
+
+log = logging.getLogger(__name__)
+
+NOISY = ("alembic", "mlflow", "urllib3", "httpx", "filelock", "datasets", "git", "absl", "faiss.loader")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("RAGFT_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        force=True,
+    )
+    for noisy in NOISY:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every RNG a stage might touch; CPU runs are then deterministic."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+        # CPU kernels are deterministic already; the switch matters for CUDA, and costs ~2 s per process
+        # (it imports torch's compiler stack), so it is only flipped where a GPU is present.
+        if torch.cuda.is_available():
+            torch.use_deterministic_algorithms(True, warn_only=True)
+    except ImportError:
+        pass
+
+
+def check_params_file(path: Path) -> None:
+    """ConfigError with the fix when params.yaml is missing or not a YAML mapping."""
+    import yaml
+
+    problem = None
+    if not path.exists():
+        problem = "not found"
+    else:
+        try:
+            if not isinstance(yaml.safe_load(path.read_text(encoding="utf-8")), dict):
+                problem = "not a YAML mapping of config groups"
+        except UnicodeDecodeError as err:
+            problem = f"not UTF-8 ({err.reason} at byte {err.start})"
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            problem = f"not valid YAML ({where}{getattr(err, 'problem', None) or err})"
+    if problem:
+        raise ConfigError(f"{path}: {problem}. Fix: run `make params` to compose it from conf/ (or use `dvc exp run`, "
+                          "which composes it), then rerun the stage.")
+
+
+def load_config(root: Path, overrides: list[str]) -> Any:
+    """params.yaml with command-line overrides (Hydra's grammar: `a.b=1`, `+arm.model=base`), validated."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    check_params_file(root / paths.PARAMS)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(root), version_base=None):
+            raw = compose(config_name=paths.PARAMS.stem, overrides=overrides)
+    except HydraException as err:
+        cause = f" ({str(err.__cause__).splitlines()[0]})" if err.__cause__ else ""
+        raise ConfigError(f"command line {overrides}: {str(err).splitlines()[0]}{cause}. Fix the override "
+                          "(Hydra's grammar: key=value, +key=value to add a key).") from None
+    check_params_fresh(root)
+    return validate(raw, source=str(paths.PARAMS))
+
+
+def check_arm(name: str, cfg: Any, arm: Mapping[str, Iterable[str]]) -> str:
+    """The stage's full name (``infer@base-none``, ``finetune@raft``) once its arm fields are given and
+    among the choices this stage takes (the schema has checked they are models/contexts at all)."""
+    given = cfg.arm
+    usage = " ".join(f"+arm.{f}=<{'|'.join(map(str, choices))}>" for f, choices in arm.items())
+    for f, choices in arm.items():
+        value = None if given is None else getattr(given, f)
+        if value is None or str(value) not in {str(c) for c in choices}:
+            raise ConfigError(f"stage {name} needs its arm on the command line: {usage} (got arm.{f}={value}). "
+                              "dvc.yaml passes it; run the stage as `dvc repro <stage>@<arm>`.")
+    if not arm:
+        return name
+    parts = [str(getattr(given, f)) for f in arm]
+    return f"{name}@{'-'.join(parts)}"
+
+
+def is_main_process() -> bool:
+    """False in the non-zero ranks of a distributed launch (`accelerate launch`/torchrun set RANK): those
+    train alongside the main process but neither log to MLflow nor write the stage's outputs."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def stage_inputs(root: Path, full_name: str) -> list[str]:
+    """What dvc.yaml declares the stage reads (its deps, params.yaml aside), as DVC resolves them."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        (stage,) = repo.stage.collect(full_name)
+        return sorted({d.def_path for d in stage.deps if d.def_path != str(paths.PARAMS)})
+
+
+def stage_main(name: str, body: Callable[[Any, Any], None], *,
+               arm: Mapping[str, Iterable[str]] | None = None) -> Callable[[list[str] | None], None]:
+    """``main(argv)`` of the stage ``name``: runs ``body(cfg, run)`` as described in the module docstring.
+
+    ``arm``: for a matrix stage, the arm fields its command line must give and the values it takes.
+    A bad setting or bad input exits with status 2 and one line naming the file, the field and the fix.
+    """
+
+    def main(argv: list[str] | None = None) -> None:
+        from ragft.tracking import StageRun, TrackingError, stage_run
+
+        setup_logging()
+        # The checkout the stage script belongs to (a DVC experiment runs in a temp copy of the repo).
+        script = Path(sys.argv[0]).resolve()
+        root = script.parent.parent if script.parent.name == "stages" else Path.cwd().resolve()
+        os.chdir(root)  # artifact paths are relative to the repo root
+        try:
+            cfg = load_config(root, list(sys.argv[1:] if argv is None else argv))
+            full_name = check_arm(name, cfg, arm or {})
+            seed_everything(cfg.seed)
+            if not is_main_process():  # another rank of a distributed launch: work only, no tracking run
+                log.info("stage %s: rank %s, not the main process: no MLflow run", full_name, os.environ["RANK"])
+                body(cfg, StageRun.disabled(full_name))
+                return
+            params = plain(cfg)
+            with stage_run(full_name, params, lambda: stage_inputs(root, full_name)) as run:
+                run.log_params(params)
+                log.info("stage %s: starting (mlflow run %s)", full_name, run.run_id)
+                body(cfg, run)
+                log.info("stage %s: done", full_name)
+        except (ConfigError, DataError, TrackingError) as err:
+            log.error("%s", err)
+            raise SystemExit(2) from None
+
+    return main

@@ -1,0 +1,238 @@
+"""The report model: everything the reports show, as plain data, built once by the evaluate stage.
+
+``build_report`` takes what evaluate has in memory (metrics.json's document, each arm's per-question
+scores, the eval questions, the contexts, timings, training records) and returns a ``Report``; the
+Markdown report and the HTML page are two templates over it (ragft.reporting.render). Strings here are
+plain text as the corpus, the questions and the models gave them: the templates escape them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragft import arms as arms_vocabulary
+from ragft.evaluation.answers import gold_answers
+from ragft.evaluation.factorial import EFFECT_LABELS, EFFECTS
+from ragft.io import flatten
+
+TITLE = "RAG or fine-tuning? Results"
+ANSWER_METRICS = (("exact_match", "exact match"), ("f1", "token F1"))
+RAGAS_METRICS = (
+    ("string_similarity", "string similarity"),
+    ("rouge", "ROUGE-L"),
+    ("context_precision", "context precision"),
+    ("context_recall", "context recall"),
+)
+JUDGE_LABELS = {
+    "faithfulness": "faithfulness",
+    "answer_relevancy": "answer relevancy",
+    "context_precision": "context precision",
+    "factual_correctness": "factual correctness",
+}
+TRAIN_KEYS = (
+    ("train_seconds", "training time (s)", 1),
+    ("train_loss", "final training loss", 3),
+    ("n_examples", "training examples", 0),
+    ("trainable_params", "trainable parameters", 0),
+    ("steps", "optimizer steps", 0),
+)
+TESTBED_NOTE = (
+    "The generator here ({name}) is the scratch model: a small GPT-2 pretrained in this repo as a testbed, "
+    "not a real LLM. These numbers show how the arms compare on a model that has never seen these documents; "
+    "they are not the conclusions a real LLM would give. To run the same experiment with a real model: "
+    "`dvc exp run -S experiment=real_model` on a machine with Hugging Face hub access (ragft runs offline by "
+    "default; set HF_HUB_OFFLINE=0 TRANSFORMERS_OFFLINE=0 for that run)."
+)
+
+
+def is_nan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def natural_key(key: str) -> list:
+    """'recall@10' after 'recall@5': digits compare as numbers."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
+
+
+def generator_text(manifest: dict) -> str:
+    """'name (source, N M parameters)' of a base model's manifest."""
+    if not manifest:
+        return "?"
+    details = [str(manifest.get("source", "?"))]
+    if isinstance(manifest.get("parameters"), int):
+        details.append(f"{manifest['parameters'] / 1e6:.1f} M parameters")
+    return f"{manifest.get('name', '?')} ({', '.join(details)})"
+
+
+@dataclass
+class Report:
+    """What both reports show. Optional parts left empty are not shown."""
+
+    verdict: dict                           # metrics.json's verdict: text, metric, confidence, best_arms
+    arms: dict[str, dict]                   # arm → its metrics (+ "<metric>_ci"), in the experiment's order
+    n_questions: int
+    confidence: float = 0.95
+    generator: str = ""                     # the base model, in words
+    notes: list[str] = field(default_factory=list)  # paragraphs under the verdict (the testbed note)
+    effects: list[dict] = field(default_factory=list)      # {model, name, label, contrast, estimate, ci_*, significant}
+    differences: list[dict] = field(default_factory=list)  # metrics.json's paired differences
+    contamination: list[tuple[str, Any]] = field(default_factory=list)
+    retrieval_at_k: list[tuple[str, dict[str, float]]] = field(default_factory=list)  # (k, {recall, ndcg, ...})
+    retrieval_other: list[tuple[str, Any]] = field(default_factory=list)              # mrr, n_questions, ...
+    index: dict = field(default_factory=dict)               # metrics/index.json
+    finetune: dict[str, dict] = field(default_factory=dict)  # fine-tuned model → its training metrics
+    loss_curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    timings: dict[str, dict] = field(default_factory=dict)   # arm → timings.json
+    attributes: list[dict] = field(default_factory=list)     # {attribute, n, exact_match: {arm: value}}
+    examples: list[dict] = field(default_factory=list)       # see pick_examples
+    judge: dict | None = None                               # ragft.evaluation.judge.judge_arms(...)
+    title: str = TITLE
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {a: arms_vocabulary.label(a) for a in self.arms}
+
+    @property
+    def models(self) -> list[str]:
+        return arms_vocabulary.models_of(self.arms)
+
+    @property
+    def contexts(self) -> list[str]:
+        return arms_vocabulary.contexts_of(self.arms)
+
+    @property
+    def ragas_columns(self) -> list[tuple[str, str]]:
+        return [(k, lab) for k, lab in RAGAS_METRICS if any(k in m for m in self.arms.values())]
+
+    @property
+    def trained(self) -> list[str]:
+        return sorted(set(self.finetune) | set(self.loss_curves))
+
+    @property
+    def train_rows(self) -> list[tuple[str, int, list[Any]]]:
+        """(label, digits, value per fine-tuned model) for the training metrics any model has."""
+        models = self.trained
+        return [(lab, d, [self.finetune.get(m, {}).get(k) for m in models]) for k, lab, d in TRAIN_KEYS
+                if any(k in self.finetune.get(m, {}) for m in models)]
+
+    @property
+    def costs(self) -> list[dict]:
+        """Per arm: quality beside what it cost (prompt tokens, latency per question, throughput)."""
+        out = []
+        for arm, m in self.arms.items():
+            t = self.timings.get(arm, {})
+            out.append({"arm": arm, "exact_match": m.get("exact_match"),
+                        "prompt_tokens": m.get("mean_prompt_tokens", t.get("mean_prompt_tokens")),
+                        "latency": t.get("mean_latency_seconds"), "questions_per_second": t.get("questions_per_second")})
+        return out
+
+    @property
+    def judge_metrics(self) -> list[str]:
+        if not self.judge or not self.judge.get("arms"):
+            return []
+        names = self.judge.get("settings", {}).get("metrics", list(JUDGE_LABELS))
+        return [m for m in names if any(f"judge_{m}" in r for r in self.judge["arms"].values())]
+
+
+def effect_rows(effects: dict[str, dict[str, dict]]) -> list[dict]:
+    """metrics.json's effects as rows with an estimate: by model (experiment order), then EFFECTS' order."""
+    names = list(EFFECTS)
+    rows = [{"model": model, "name": name, "label": EFFECT_LABELS.get(name, name), **e}
+            for model, by_name in effects.items() for name, e in by_name.items()
+            if isinstance(e, dict) and not is_nan(e.get("estimate"))]
+    models = arms_vocabulary.ordered([r["model"] for r in rows], arms_vocabulary.MODELS)
+    return sorted(rows, key=lambda r: (models.index(r["model"]), names.index(r["name"]) if r["name"] in names
+                                       else len(names), r["name"]))
+
+
+def retrieval_tables(retrieval: dict) -> tuple[list[tuple[str, dict]], list[tuple[str, Any]]]:
+    """metrics/retrieval.json as (k → {metric: value}) rows and the metrics without a k."""
+    at_k: dict[str, dict[str, Any]] = {}
+    other = []
+    for key, v in sorted(retrieval.items(), key=lambda kv: natural_key(kv[0])):
+        name, _, k = key.partition("@")
+        if k:
+            at_k.setdefault(k, {})[name] = v
+        elif isinstance(v, (int, float)) or v is None:
+            other.append((key, v))
+    return sorted(at_k.items(), key=lambda kv: natural_key(kv[0])), other
+
+
+def attribute_rows(qa: list[dict], per_question: dict[str, list[dict]]) -> list[dict]:
+    """EM per question attribute and arm (empty when the questions carry no attribute)."""
+    attrs = sorted({q.get("attribute") or "" for q in qa})
+    if attrs in ([], [""]):
+        return []
+    rows = []
+    for attr in attrs:
+        idx = [i for i, q in enumerate(qa) if (q.get("attribute") or "") == attr]
+        em = {}
+        for arm, scores in per_question.items():
+            values = [scores[i]["exact_match"] for i in idx if not is_nan(scores[i]["exact_match"])]
+            em[arm] = sum(values) / len(values) if values else math.nan
+        rows.append({"attribute": attr or "(none)", "n": len(idx), "exact_match": em})
+    return rows
+
+
+def pick_examples(qa: list[dict], per_question: dict[str, list[dict]], contexts: dict[str, dict[str, list]],
+                  n: int) -> list[dict]:
+    """``n`` questions for the reader, those the arms disagree on first (they show what differs), in
+    eval order; each with every arm's answer and what each context arm put in the prompt."""
+    def disagree(i: int) -> bool:
+        return len({s[i]["exact_match"] for s in per_question.values() if not is_nan(s[i]["exact_match"])}) > 1
+
+    order = [i for i in range(len(qa)) if disagree(i)] + [i for i in range(len(qa)) if not disagree(i)]
+    out = []
+    for i in order[: max(0, n)]:
+        q = qa[i]
+        gold = {str(d) for d in q.get("doc_ids") or []}
+        out.append({
+            "qid": q["qid"],
+            "question": q["question"],
+            "attribute": q.get("attribute") or "",
+            "gold": gold_answers(q["answer"]),
+            "answers": {arm: s[i] for arm, s in per_question.items()},
+            "contexts": {kind: [{**c, "gold": str(c.get("doc_id")) in gold} for c in by_qid[q["qid"]]]
+                         for kind, by_qid in contexts.items() if q["qid"] in by_qid},
+        })
+    return out
+
+
+def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict], *,
+                 contexts: dict[str, dict[str, list]] | None = None, timings: dict[str, dict] | None = None,
+                 base_manifest: dict | None = None, finetune: dict[str, dict] | None = None,
+                 loss_curves: dict[str, list[tuple[float, float]]] | None = None, retrieval: dict | None = None,
+                 index: dict | None = None, judge: dict | None = None, examples: int = 5) -> Report:
+    """The report of one experiment from what the evaluate stage computed.
+
+    ``doc``: metrics.json's document; ``per_question``: arm → rows {answer, exact_match, f1} in ``qa``
+    order; ``contexts``: context arm → qid → the chunks in the prompt.
+    """
+    arm_names = arms_vocabulary.order(doc["arms"])
+    base_manifest = base_manifest or {}
+    notes = [TESTBED_NOTE.format(name=base_manifest.get("name", "scratch"))] if base_manifest.get("testbed") else []
+    at_k, other = retrieval_tables(retrieval or {})
+    shown_contexts = {k: v for k, v in (contexts or {}).items() if k != arms_vocabulary.Context.none}
+    return Report(
+        verdict=doc["verdict"],
+        arms={a: doc["arms"][a] for a in arm_names},
+        n_questions=max((m.get("n", 0) or 0 for m in doc["arms"].values()), default=0),
+        confidence=doc.get("bootstrap", {}).get("confidence", 0.95),
+        generator=generator_text(base_manifest),
+        notes=notes,
+        effects=effect_rows(doc.get("effects", {})),
+        differences=list(doc.get("differences", {}).values()),
+        contamination=list(flatten(doc.get("contamination", {})).items()),
+        retrieval_at_k=at_k,
+        retrieval_other=other,
+        index=index or {},
+        finetune=finetune or {},
+        loss_curves={m: c for m, c in (loss_curves or {}).items() if c},
+        timings={a: t for a, t in (timings or {}).items() if a in doc["arms"]},
+        attributes=attribute_rows(qa, per_question),
+        examples=pick_examples(qa, {a: per_question[a] for a in arm_names if a in per_question}, shown_contexts, examples),
+        judge=judge,
+    )

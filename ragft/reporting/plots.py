@@ -1,0 +1,319 @@
+"""The report's figures, from plain data (no pipeline files read here), as PNG bytes.
+
+matplotlib's object-oriented API (``Figure`` without pyplot, as matplotlib documents for web servers):
+no global figure state, no GUI backend. PNGs are written without the "Software" metadata matplotlib
+adds by default, so the same data gives the same bytes. Fractions in [0, 1] are shown as percentages.
+Arms are named ``<model>-<context>`` (ragft.arms).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ragft.arms import CONTEXTS, MODELS, Arm, contexts_of, models_of, ordered
+
+# Colour encodes the context, marker the model (colour-blind safe, Okabe-Ito), in every figure; names
+# and order come from the experiment's vocabulary (ragft.arms), unknown ones get the extras in turn.
+CONTEXT_COLOURS = dict(zip(CONTEXTS, ("#999999", "#0072B2", "#009E73", "#E69F00")))
+EXTRA_COLOURS = ("#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
+MODEL_MARKERS = dict(zip(MODELS, ("o", "s", "^")))
+MODEL_COLOURS = dict(zip(MODELS, ("#000000", "#CC79A7", "#D55E00")))  # lines per model (loss curves)
+EXTRA_MARKERS = ("D", "v", "P", "X", "*")
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.axisbelow": True,
+}
+DPI = 110
+
+
+def _nan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _colour(context: str, contexts: Sequence[str]) -> str:
+    if context in CONTEXT_COLOURS:
+        return CONTEXT_COLOURS[context]
+    extra = [c for c in contexts if c not in CONTEXT_COLOURS]
+    return EXTRA_COLOURS[extra.index(context) % len(EXTRA_COLOURS)] if context in extra else "#000000"
+
+
+def _marker(model: str, models: Sequence[str]) -> str:
+    if model in MODEL_MARKERS:
+        return MODEL_MARKERS[model]
+    extra = [m for m in models if m not in MODEL_MARKERS]
+    return EXTRA_MARKERS[extra.index(model) % len(EXTRA_MARKERS)] if model in extra else "o"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def to_png(fig) -> bytes:
+    """The figure as PNG bytes, without metadata that would differ between matplotlib versions/runs."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def render(make, *args, **kwargs) -> bytes | None:
+    """``make(*args)`` under the report's style, as PNG bytes (None when it has nothing to draw)."""
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
+        fig = make(*args, **kwargs)
+        return None if fig is None else to_png(fig)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def metric_bars(arms: dict[str, dict], metrics: Sequence[tuple[str, str]], title: str = "", confidence: float = 0.95):
+    """One panel per metric: models on the x axis, one bar per context, the CI (``<metric>_ci``) as
+    error bars. ``metrics``: (key, label) pairs; panels where no arm has the metric are dropped."""
+    metrics = [(k, lab) for k, lab in metrics if any(not _nan(m.get(k)) for m in arms.values())]
+    if not metrics or not arms:
+        return None
+    models, contexts = models_of(arms), contexts_of(arms)
+    fig = _figure(min(4.2 * len(metrics), 11), 3.4)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    width = 0.8 / len(contexts)
+    for ax, (key, label) in zip(axes, metrics):
+        for j, ctx in enumerate(contexts):
+            xs, ys, lo, hi = [], [], [], []
+            for i, model in enumerate(models):
+                m = arms.get(Arm(model, ctx).name)
+                if m is None or _nan(m.get(key)):
+                    continue
+                v = 100 * m[key]
+                ci = m.get(f"{key}_ci")
+                has_ci = isinstance(ci, (list, tuple)) and len(ci) == 2 and not any(_nan(c) for c in ci)
+                xs.append(i - 0.4 + width * (j + 0.5))
+                ys.append(v)
+                lo.append(max(0.0, v - 100 * ci[0]) if has_ci else 0.0)
+                hi.append(max(0.0, 100 * ci[1] - v) if has_ci else 0.0)
+            if xs:
+                ax.bar(
+                    xs,
+                    ys,
+                    width * 0.92,
+                    color=_colour(ctx, contexts),
+                    label=ctx,
+                    yerr=[lo, hi],
+                    error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "#333333"},
+                )
+        ax.set_xticks(range(len(models)), models)
+        ax.set_ylim(0, 105)
+        ax.set_ylabel(f"{label} (%)")
+        ax.set_title(label)
+        ax.grid(axis="x", visible=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="context", loc="outside right upper", frameon=False)
+    if title:
+        fig.suptitle(title + f" — error bars: {100 * confidence:g}% bootstrap CI")
+    return fig
+
+
+def effects_forest(rows: Sequence[dict], confidence: float = 0.95):
+    """The factorial effects (the report model's effect rows: model, label, estimate, CI, significant) in
+    EM points, one row each; filled markers where the CI excludes 0."""
+    if not rows:
+        return None
+    models = ordered([r["model"] for r in rows], MODELS)
+    fig = _figure(8.5, 0.9 + 0.32 * len(rows))
+    ax = fig.subplots()
+    for y, e in enumerate(rows):
+        model = e["model"]
+        est = 100 * e["estimate"]
+        lo, hi = e.get("ci_low"), e.get("ci_high")
+        colour = "#0072B2" if e.get("significant") else "#999999"
+        if not (_nan(lo) or _nan(hi)):
+            ax.plot([100 * lo, 100 * hi], [y, y], color=colour, linewidth=2, solid_capstyle="butt")
+        ax.plot(
+            [est],
+            [y],
+            marker=_marker(model, models),
+            markersize=7,
+            color=colour,
+            markerfacecolor=colour if e.get("significant") else "white",
+        )
+    ax.axvline(0, color="#333333", linewidth=0.8)
+    lo, hi = ax.get_xlim()
+    ax.set_xlim(min(lo, -5.0), max(hi, 5.0))  # all-zero effects would otherwise get a ±0.05-point axis
+    for y in range(1, len(rows)):
+        if rows[y]["model"] != rows[y - 1]["model"]:  # a rule between models
+            ax.axhline(y - 0.5, color="#cccccc", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [f"{e['model']}: {e['label']}" for e in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"EM points (estimate and {100 * confidence:g}% paired bootstrap CI; filled/blue: CI excludes 0)")
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def recall_curve(points: Sequence[tuple[float, float]], extra: dict[str, Sequence[tuple[float, float]]] | None = None):
+    """recall@k against k (and any ``extra`` curves, e.g. nDCG@k)."""
+    if not points:
+        return None
+    fig = _figure(5.2, 3.2)
+    ax = fig.subplots()
+    curves = {"recall@k": points, **(extra or {})}
+    for (name, pts), marker, style in zip(curves.items(), ("o", "s", "^", "D"), ("-", "--", ":", "-.")):
+        pts = sorted(pts)
+        ax.plot([k for k, _ in pts], [100 * v for _, v in pts], marker=marker, linestyle=style, label=name)
+    ks = sorted({k for pts in curves.values() for k, _ in pts})
+    ax.set_xscale("log" if ks[-1] / max(ks[0], 1) > 20 else "linear")
+    ax.set_xticks(ks, [str(int(k)) if float(k).is_integer() else str(k) for k in ks])
+    ax.minorticks_off()
+    ax.set_xlabel("k (chunks retrieved)")
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 105)
+    ax.legend(frameon=False, loc="lower right")
+    return fig
+
+
+def attribute_heatmap(
+    attributes: Sequence[str], arms: Sequence[str], em: Sequence[Sequence[float]], counts: Sequence[int]
+):
+    """EM (%) per question attribute (rows) and arm (columns), each cell annotated."""
+    if not attributes or not arms:
+        return None
+    import numpy as np
+
+    data = np.array([[math.nan if _nan(v) else 100 * v for v in row] for row in em], dtype=float)
+    fig = _figure(max(4.5, 1.5 + 0.75 * len(arms)), 1.2 + 0.32 * len(attributes))
+    ax = fig.subplots()
+    image = ax.imshow(data, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for i in range(len(attributes)):
+        for j in range(len(arms)):
+            v = data[i, j]
+            ax.text(
+                j,
+                i,
+                "–" if math.isnan(v) else f"{v:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if not math.isnan(v) and v > 60 else "white",
+            )
+    ax.set_xticks(range(len(arms)), arms, rotation=35, ha="right")
+    ax.set_yticks(range(len(attributes)), [f"{a} (n={n})" for a, n in zip(attributes, counts)])
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label="EM (%)", shrink=0.8)
+    return fig
+
+
+def loss_curves(curves: dict[str, Sequence[tuple[float, float]]]):
+    """Training loss against step, one line per fine-tuned model."""
+    curves = {m: sorted(p) for m, p in curves.items() if p}
+    if not curves:
+        return None
+    models = ordered(list(curves), MODELS)
+    fig = _figure(5.6, 3.2)
+    ax = fig.subplots()
+    for m in models:
+        pts = curves[m]
+        ax.plot(
+            [s for s, _ in pts],
+            [v for _, v in pts],
+            label=m,
+            marker=_marker(m, models),
+            markersize=3,
+            color=MODEL_COLOURS.get(m),
+            markevery=max(1, len(pts) // 12),
+        )
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training loss")
+    ax.legend(frameon=False, title="model")
+    return fig
+
+
+def cost_quality(points: Sequence[dict]):
+    """EM against mean prompt tokens and against latency per question, one point per arm
+    (``points``: {arm, exact_match, prompt_tokens, latency})."""
+    panels = [
+        (k, lab)
+        for k, lab in (("prompt_tokens", "mean prompt tokens per question"), ("latency", "latency per question (ms)"))
+        if any(not _nan(p.get(k)) for p in points)
+    ]
+    points = [p for p in points if not _nan(p.get("exact_match"))]
+    if not panels or not points:
+        return None
+    models, contexts = models_of(p["arm"] for p in points), contexts_of(p["arm"] for p in points)
+    fig = _figure(4.4 * len(panels) + 1.6, 3.4)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (key, label) in zip(axes, panels):
+        for p in points:
+            if _nan(p.get(key)):
+                continue
+            model, ctx = Arm.parse(p["arm"]).model, Arm.parse(p["arm"]).context
+            x = 1000 * p[key] if key == "latency" else p[key]
+            ax.scatter(
+                [x],
+                [100 * p["exact_match"]],
+                s=45,
+                color=_colour(ctx, contexts),
+                marker=_marker(model, models),
+                edgecolors="#333333",
+                linewidths=0.5,
+                zorder=3,
+            )
+        ax.set_xlabel(label)
+        ax.set_ylabel("EM (%)")
+        ax.set_ylim(-3, 105)
+        ax.margins(x=0.15)
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], linestyle="", marker="s", markersize=7, color=_colour(c, contexts), label=c) for c in contexts
+    ]
+    handles += [
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker=_marker(m, models),
+            markersize=6,
+            color="#333333",
+            markerfacecolor="white",
+            label=m,
+        )
+        for m in models
+    ]
+    fig.legend(handles=handles, loc="outside right upper", frameon=False, title="context / model")
+    return fig
+
+
+def grouped_bars(categories: Sequence[str], series: Sequence[tuple[str, Sequence[float], Sequence[Sequence[float]]]],
+                 ylabel: str, title: str = ""):
+    """One group of bars per category (an arm), one bar per series (an experiment or a setting), each with
+    its error bars ([below, above] per category): the comparison across experiments."""
+    if not categories or not series:
+        return None
+    import numpy as np
+
+    x = np.arange(len(categories))
+    width = 0.8 / len(series)
+    fig = _figure(max(6.0, 0.9 * len(categories) * max(1.0, len(series) / 2) + 2), 4.5)
+    ax = fig.subplots()
+    for i, (label, heights, err) in enumerate(series):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, heights, width, yerr=err, capsize=2, label=label)
+    ax.set_xticks(x, categories, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 105)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small", ncol=min(len(series), 3))
+    return fig

@@ -1,0 +1,156 @@
+"""Faults: a stage SIGKILLed mid-way, and a dead tracking server.
+
+A kill (OOM killer, a lost machine) skips every cleanup. What must hold anyway: the stage's declared
+output is absent, so DVC cannot take it for finished; `dvc status` says the stage must run; the next
+`dvc repro` reruns just that stage cleanly (and sweeps the killed writer's temp files); and the killed
+MLflow run does not stay RUNNING forever: the next run of the stage marks it KILLED.
+
+The stages are killed from outside, when their own output says they are mid-way (the encoder's
+progress bar; the Trainer's progress bar, inside the stage's temp output dir): no test hooks in the code.
+The unit-level fail-fast check of ragft.tracking.runs is tests/test_tracking.py::test_unreachable_tracking_server_fails_fast;
+here a real stage script meets a dead MLFLOW_TRACKING_URI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil  # accelerate's dependency
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ragft.io import sweep_stale_temps
+from tests.helpers import VENV_BIN, PipelineRepo, reduce_arms
+
+# --------------------------------------------------------------------------- unit: the sweep
+
+
+def test_temp_files_of_a_dead_writer_are_swept_live_ones_kept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "embeddings"
+    stale = [tmp_path / f".embeddings.tmp-{dead.pid}-abc", tmp_path / f".embeddings.old-{dead.pid}"]
+    live = tmp_path / f".embeddings.tmp-{os.getppid()}-xyz"            # a running process's temp dir
+    other = tmp_path / f".chunks.tmp-{dead.pid}-abc"                    # another output's
+    for d in (*stale, live, other):
+        d.mkdir()
+        (d / "vectors.npy").write_bytes(b"partial")
+    assert sorted(sweep_stale_temps(out)) == sorted(stale)
+    assert live.exists() and other.exists() and not any(p.exists() for p in stale)
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+pipeline = pytest.mark.slow
+
+
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = PipelineRepo.create(tmp_path_factory.mktemp("faults"))
+    embedder = repo.root / "conf/embedder/minilm.yaml"      # one text per batch: the embed stage lasts long
+    embedder.write_text(embedder.read_text().replace("batch_size: 64", "batch_size: 1"))   # enough to be killed
+    reduce_arms(repo, ["base", "finetuned"], ["none"])
+    return repo
+
+
+def runs_of(repo: PipelineRepo, stage: str) -> list:
+    client = MlflowClient(f"sqlite:///{repo.root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("ragft")
+    found = client.search_runs([exp.experiment_id], filter_string=f"tags.`ragft.stage` = '{stage}'")
+    return sorted(found, key=lambda r: r.info.start_time)
+
+
+def stale_temps(output: Path) -> list[Path]:
+    return sorted(output.parent.glob(f".{output.name}.tmp-*")) if output.parent.exists() else []
+
+
+def repro_and_kill(repo: PipelineRepo, target: str, script: str, mid_way: str) -> tuple[str, list[Path]]:
+    """`dvc repro <target>`; SIGKILL the ``script`` process once its output after "Running stage
+    '<target>'" matches ``mid_way``. Returns dvc's output and the stage's temp outputs seen at the kill."""
+    proc = subprocess.Popen([str(VENV_BIN / "dvc"), "repro", target], cwd=repo.root, env=repo.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stdout.read1(1 << 16), b"")), daemon=True)
+    reader.start()
+    deadline, seen_temps, victim = time.monotonic() + 540, None, None
+    while victim is None and proc.poll() is None and time.monotonic() < deadline:
+        text = b"".join(chunks).decode(errors="replace")
+        start = text.find(f"Running stage '{target}'")
+        if start >= 0 and re.search(mid_way, text[start:]):
+            victim = next((p for p in psutil.Process(proc.pid).children(recursive=True)
+                           if "python" in p.name() and script in " ".join(p.cmdline())), None)
+            if victim is not None:
+                output = repo.root / {"stages/embed.py": "data/embeddings",
+                                      "stages/finetune.py": f"models/{target.split('@')[-1]}"}[script]
+                seen_temps = stale_temps(output)
+                victim.send_signal(signal.SIGKILL)
+        time.sleep(0.02)
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    out = b"".join(chunks).decode(errors="replace")
+    assert victim is not None, f"{script} never got mid-way (or finished first):\n{out[-4000:]}"
+    assert proc.returncode != 0, out[-4000:]
+    return out, seen_temps
+
+
+def assert_rerun_is_clean(repo: PipelineRepo, stage: str, output: Path, killed_run_id: str) -> None:
+    assert stage in repo.dvc("status").stdout, "DVC must see the killed stage as not done"
+    out = repo.dvc("repro", stage).stdout
+    assert repo.ran(out) == {stage}, "only the killed stage reruns: its upstream stays cached"
+    runs = {r.info.run_id: r.info.status for r in runs_of(repo, stage)}
+    assert runs.pop(killed_run_id) == "KILLED", "the killed run was left RUNNING"
+    assert list(runs.values()) == ["FINISHED"]
+    assert output.is_dir() and (output / "run.json").exists()
+    assert stale_temps(output) == [], "the killed writer's temp files were not swept"
+
+
+@pipeline
+def test_dead_tracking_server_fails_a_stage_in_seconds_before_any_work(repo):
+    with socket.socket() as s:                      # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**repo.env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "stages/prepare.py"], cwd=repo.root, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    seconds = time.monotonic() - start
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in out, out[-3000:]
+    assert f"http://127.0.0.1:{port} is unreachable" in out and "MLFLOW_TRACKING_URI" in out, out[-3000:]
+    assert not (repo.root / "data/prepared").exists()
+    assert seconds < 60, f"{seconds:.0f} s: MLflow's own retries take minutes; the check must cut them short"
+
+
+@pipeline
+def test_embed_killed_mid_way_leaves_nothing_finished_and_reruns_cleanly(repo):
+    output = repo.root / "data/embeddings"
+    out, _ = repro_and_kill(repo, "embed", "stages/embed.py", r"embed:\s+\d+%")   # the encoder's bar
+    assert {"prepare", "chunk", "embed"} <= repo.ran(out)
+    assert not output.exists(), "a killed embed left data/embeddings, which DVC could take for finished"
+    (killed,) = runs_of(repo, "embed")
+    assert killed.info.status == "RUNNING"          # SIGKILL: the run could not end itself
+    assert_rerun_is_clean(repo, "embed", output, killed.info.run_id)
+
+
+@pipeline
+def test_finetune_killed_mid_training_leaves_nothing_finished_and_reruns_cleanly(repo):
+    stage, output = "finetune@finetuned", repo.root / "models/finetuned"
+    out, temps_at_kill = repro_and_kill(repo, stage, "stages/finetune.py", r"\d+/\d+ \[")   # the Trainer's bar
+    assert {"base_model", stage} <= repo.ran(out)
+    assert temps_at_kill, "the kill must land while the adapter is being written (inside atomic_dir)"
+    assert not output.exists(), "a killed finetune left models/finetuned, which DVC could take for finished"
+    assert stale_temps(output), "SIGKILL skips cleanup: the temp dir is still there until the next write"
+    (killed,) = runs_of(repo, stage)
+    assert killed.info.status == "RUNNING"
+    assert_rerun_is_clean(repo, stage, output, killed.info.run_id)
+    assert (output / "adapter_model.safetensors").exists()

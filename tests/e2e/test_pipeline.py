@@ -1,0 +1,200 @@
+"""End to end: the real `dvc repro` of the tiny experiment in a temp copy of the repo, and the rerun rules.
+
+One module-scoped repro (~minutes) backs every test here; each rerun test resets the copy afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+
+import pytest
+import yaml
+
+from ragft import paths
+from tests.helpers import PipelineRepo, stage_names
+
+pytestmark = pytest.mark.slow
+
+MODELS, CONTEXTS = ("base", "finetuned", "raft"), ("none", "retrieved", "oracle", "oracle_distractors")
+ARMS = {f"infer@{m}-{c}" for m in MODELS for c in CONTEXTS}
+RETRIEVED_ARMS = {a for a in ARMS if a.endswith("-retrieved")}
+FINETUNES = {"finetune@finetuned", "finetune@raft"}
+TUNED_ARMS = {a for a in ARMS if not a.startswith("infer@base-")}
+
+
+@pytest.fixture(scope="module")
+def repo(tiny_repo):
+    return tiny_repo  # the session's one tiny repro (tests/conftest.py), shared with test_remote and test_sweep
+
+
+def declared_outputs(repo: PipelineRepo) -> list[str]:
+    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())
+    return sorted({o["path"] for stage in lock["stages"].values() for o in stage.get("outs", [])})
+
+
+def test_repro_runs_every_stage(repo):
+    assert repo.ran(repo.first_output) == stage_names(repo)
+
+
+def test_every_declared_output_exists(repo):
+    outs = declared_outputs(repo)
+    assert {"data/prepared", "data/chunks", "data/embeddings", "data/index", "models/base", "models/finetuned",
+            "models/raft", "data/contexts/oracle_distractors.jsonl"} <= set(outs)
+    for out in outs:
+        assert (repo.root / out).exists(), out
+        if (repo.root / out).is_dir() and out != "reports/plots":      # plots: the report's PNGs only
+            record = json.loads((repo.root / out / paths.RUN_RECORD).read_text())
+            assert record["run_id"], out
+
+
+def test_metrics_have_every_arm(repo):
+    doc = json.loads((repo.root / paths.EVAL_METRICS).read_text())
+    assert set(doc["arms"]) == {a.removeprefix("infer@") for a in ARMS}
+    for arm in doc["arms"].values():
+        lo, hi = arm["exact_match_ci"]
+        assert 0.0 <= lo <= arm["exact_match"] <= hi <= 1.0
+    assert {"finetuning_gain_closed_book", "interaction", "retrieval_gap", "distractor_cost"} <= set(doc["effects"]["raft"])
+    assert doc["contamination"]["finetune_vs_eval"]["raft"] == {"exact": 0, "near_duplicates": 0}
+    retrieval = json.loads((repo.root / paths.RETRIEVAL_METRICS).read_text())
+    assert 0.0 <= retrieval["recall@1"] <= retrieval["recall@10"] <= 1.0
+    assert (repo.root / paths.COMPARISON_REPORT).read_text().strip()
+
+
+def test_mlflow_holds_a_run_for_every_stage(repo):
+    db = repo.root / "mlflow.db"
+    assert db.exists(), "the default store is a SQLite file at the repo root"
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "select t.value, r.status from runs r join tags t on t.run_uuid = r.run_uuid where t.key = 'ragft.stage'"
+        ).fetchall()
+        parents = con.execute(  # the workspace's own parent (sweeps in this shared repo add their own)
+            "select count(*) from tags k join tags e on k.run_uuid = e.run_uuid where k.key = 'ragft.kind' "
+            "and k.value = 'experiment' and e.key = 'ragft.experiment_key' and e.value like 'workspace:%'"
+        ).fetchone()[0]
+    stages = {s for s, status in rows if status == "FINISHED"}
+    assert stage_names(repo) - {"check_params"} <= stages
+    assert parents == 1
+
+
+def test_nothing_changed_runs_nothing(repo):
+    out = repo.dvc("repro").stdout
+    assert repo.ran(out) == set()
+    assert repo.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
+
+
+def exp_run(repo: PipelineRepo, *overrides: str, targets: tuple[str, ...] = ()) -> set[str]:
+    try:
+        args = [a for o in overrides for a in ("-S", o)]
+        return repo.ran(repo.dvc("exp", "run", *args, *targets).stdout)
+    finally:
+        repo.reset()
+
+
+UPSTREAM_OF_MODEL = {"prepare", "chunk", "embed", "index", "retrieve", "contexts"}
+
+
+def test_overrides_reach_their_stages_and_rerun_only_downstream(repo):
+    """`dvc exp run -S key=value` and `-S group=option` reach the stages that read them (run up to embed)."""
+    out = repo.dvc(
+        "exp", "run", "-S", "chunking.size=48", "-S", "chunking.overlap=8", "-S", "embedder=minilm_cls", "embed"
+    ).stdout
+    chunks = json.loads((repo.root / "data/chunks/manifest.json").read_text())
+    embeddings = json.loads((repo.root / "data/embeddings/manifest.json").read_text())
+    repo.reset()
+    ran = repo.ran(out)
+    assert ran == {"chunk", "embed"}
+    assert (chunks["size"], chunks["overlap"]) == (48, 8), chunks
+    assert embeddings["pooling"] == "cls" and embeddings["max_length"] == 128
+
+
+def test_chunking_change_reaches_raft_but_not_the_document_finetune(repo):
+    changed = changed_params(repo, {"chunking": {"size": 48}})
+    assert changed == {"chunk"}
+    users = downstream(repo, "chunk")
+    assert "finetune@raft" in users and "finetune@finetuned" not in users
+    assert not users & {"prepare", "base_model"}
+
+
+def test_index_change_reruns_index_not_chunk_or_embed(repo):
+    ran = exp_run(repo, "index=hnsw", targets=("retrieve",))
+    assert ran == {"index", "retrieve"}
+
+
+def test_top_k_change_reruns_only_retrieved_arms_and_evaluate(repo):
+    ran = exp_run(repo, "retrieval.top_k=2")
+    # contexts rewrites every file; only retrieved.jsonl changes, so only its arms rerun (content hashes);
+    # check_params reads the whole params.yaml, so any override reruns it (it takes a second)
+    assert ran == {"check_params", "contexts", "evaluate"} | RETRIEVED_ARMS
+
+
+def test_finetune_change_reruns_finetuned_arms_not_base_arms(repo):
+    assert changed_params(repo, {"finetune": {"lr": 0.002}}) == FINETUNES
+    users = set().union(*(downstream(repo, f) for f in FINETUNES))
+    assert users == TUNED_ARMS | {"evaluate"}
+
+
+def changed_stages(repo: PipelineRepo, conf_file: str, old: str, new: str) -> set[str]:
+    """Edit conf/ as a user would, recompose params.yaml, and ask `dvc status` which stages changed."""
+    path = repo.root / "conf" / conf_file
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {conf_file}"
+    path.write_text(text.replace(old, new, 1))
+    try:
+        repo.run(sys.executable, "-m", "ragft.config", "compose")
+        return set(json.loads(repo.dvc("status", "--json").stdout)) - {"check_params"}
+    finally:
+        repo.reset()
+
+
+def changed_params(repo: PipelineRepo, patch: dict) -> set[str]:
+    """Patch params.yaml as `dvc exp run -S` would, and ask `dvc status` which stages changed."""
+    from omegaconf import OmegaConf
+
+    path = repo.root / "params.yaml"
+    path.write_text(OmegaConf.to_yaml(OmegaConf.merge(OmegaConf.load(path), patch)))
+    try:
+        return set(json.loads(repo.dvc("status", "--json").stdout)) - {"check_params"}
+    finally:
+        repo.reset()
+
+
+def downstream(repo: PipelineRepo, stage: str) -> set[str]:
+    """Every stage that depends, directly or not, on ``stage``'s outputs (from dvc.lock)."""
+    lock = yaml.safe_load((repo.root / "dvc.lock").read_text())["stages"]
+    outs = {name: [o["path"] for o in st.get("outs", [])] for name, st in lock.items()}
+    deps = {name: [d["path"] for d in st.get("deps", [])] for name, st in lock.items()}
+
+    def uses(user: str, producer: str) -> bool:
+        return any(d == o or d.startswith(o + "/") or o.startswith(d + "/") for d in deps[user] for o in outs[producer])
+
+    found, frontier = set(), {stage}
+    while frontier:
+        new = {u for u in lock if u not in found and any(uses(u, p) for p in frontier)}
+        found |= new
+        frontier = new
+    return found
+
+
+def test_model_change_touches_base_model_only_upstream_of_its_users(repo):
+    assert changed_stages(repo, "experiment/tiny.yaml", "steps: 30", "steps: 20") == {"base_model"}
+    users = downstream(repo, "base_model")
+    assert FINETUNES | {"evaluate"} | ARMS <= users
+    assert not users & UPSTREAM_OF_MODEL
+
+
+def test_dataset_change_touches_prepare_and_everything_downstream(repo):
+    assert changed_stages(repo, "experiment/tiny.yaml", "n_people: 16", "n_people: 12") == {"prepare"}
+    assert downstream(repo, "prepare") == stage_names(repo) - {"prepare", "check_params"}
+
+
+def test_editing_conf_without_recomposing_is_refused(repo):
+    path = repo.root / "conf" / "retrieval" / "default.yaml"
+    path.write_text(path.read_text() + "top_k: 2\n")
+    try:
+        proc = repo.dvc("repro", check=False)
+    finally:
+        repo.reset()
+    assert proc.returncode != 0
+    assert "stale" in proc.stdout + proc.stderr and "make params" in proc.stdout + proc.stderr

@@ -1,0 +1,350 @@
+"""What the tests share (one place, so no test module imports another):
+
+- ``PipelineRepo``: a throwaway copy of this repository, as a fresh git repo set to `experiment=tiny`, for
+  the tests that run DVC; ``reduce_arms`` for fewer, faster arms;
+- ``SENTENCES`` and ``save_tiny_encoder``: texts and a random tiny BERT for the embedding tests;
+- ``FakeJudge``: a small HTTP server speaking the OpenAI API, for the judge tests (fixture in conftest.py);
+- the security assertions used by the unit and end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import ClassVar
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"   # captured `dvc exp show --json` documents
+OUTPUTS = ("data/", "models/", "metrics/", "plots/", "reports/", "mlflow.db", "mlartifacts/")
+
+
+class PipelineRepo:
+    def __init__(self, root: Path):
+        self.root = root
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "PYTEST_"))}
+        self.env.update(
+            PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+            PYTHONPATH=str(root),  # the copy's ragft, not the editable install's
+            DVC_NO_ANALYTICS="1",
+            GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t",
+        )
+
+    @classmethod
+    def create(cls, dest: Path, experiment: str = "tiny") -> PipelineRepo:
+        files = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
+        ).stdout.decode().split("\0")
+        for rel in filter(None, files):
+            if rel.startswith(OUTPUTS) and not rel.startswith("data/raw/"):
+                continue  # stage outputs of the developer's own runs
+            src = REPO / rel
+            if src.is_file():
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / rel)
+        config = dest / "conf" / "config.yaml"
+        config.write_text(re.sub(r"experiment: null", f"experiment: {experiment}", config.read_text()))
+        repo = cls(dest)
+        repo.run(sys.executable, "-m", "ragft.config", "compose")
+        repo.run("git", "init", "-q")
+        repo.commit("baseline")
+        return repo
+
+    def run(self, *cmd: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+        proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(str(VENV_BIN / "dvc"), *args, check=check)
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-qm", message, "--allow-empty")
+
+    def reset(self) -> None:
+        """Back to the last commit: params, dvc.lock and (from the DVC cache) every output."""
+        self.run("git", "reset", "-q", "--hard")
+        self.dvc("checkout", "--force", "-q")
+
+    def ran(self, output: str) -> set[str]:
+        """Names of the stages a `dvc repro`/`dvc exp run` output says it ran."""
+        return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def stage_names(repo: PipelineRepo) -> set[str]:
+    out = repo.dvc("stage", "list", "--name-only").stdout
+    return set(out.split())
+
+
+def reduce_arms(repo: PipelineRepo, models: list[str], contexts: list[str]) -> None:
+    """Fewer arms (faster runs): conf/config.yaml's arms, recomposed and committed."""
+    from ragft.arms import RECIPE_INPUTS
+
+    conf = repo.root / "conf/config.yaml"
+    data = yaml.safe_load(conf.read_text())
+    data["arms"] = {"models": models, "contexts": contexts,
+                    "trained": {m: RECIPE_INPUTS[m] for m in models if m in RECIPE_INPUTS}}
+    conf.write_text(yaml.safe_dump(data, sort_keys=False))
+    repo.run(sys.executable, "-m", "ragft.config", "compose")
+    repo.commit(f"arms: {models} x {contexts}")
+
+
+# --------------------------------------------------------------------------- embeddings
+
+SENTENCES = [
+    "Ada Quill was born in Port Elmswick.",
+    "Where did Ada Quill study?",
+    "She designed sonar buoys for Tidewater Instruments for twenty years, and later taught sailing to children.",
+    "Harlow University",
+    ("A much longer sentence that goes on and on about marine biology, sonar buoys, sailing and archives, "
+    "so that the batch needs padding."),
+    "ok",
+]
+
+
+def save_tiny_encoder(path: Path):
+    """A random tiny BERT and a word-piece tokenizer, saved into ``path`` the way any hub encoder is;
+    returns (path, model, tokenizer)."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    words = ["ada", "quill", "was", "born", "in", "port", "where", "did", "she", "study", "the", "a", "ok", "sonar"]
+    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "."]) + "\n")
+    tokenizer = BertTokenizer(vocab_file=str(path / "vocab.txt"))
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=len(words) + 6, hidden_size=16, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=32, max_position_embeddings=64))
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path, model.eval(), tokenizer
+
+
+# --------------------------------------------------------------------------- an OpenAI-compatible judge stand-in
+
+KEY = "sk-judge-test-0123456789"
+GARBAGE = "GARBAGE"  # an answer containing this makes the fake judge reply with unparseable text
+
+# the structured outputs ragas' collections metrics ask for (instructor JSON mode names the schema's title)
+CANNED = {
+    "StatementGeneratorOutput": {"statements": ["Ada was born in Paris.", "Ada was a chemist."]},
+    "NLIStatementOutput": {
+        "statements": [
+            {"statement": "Ada was born in Paris.", "reason": "stated in the context", "verdict": 1},
+            {"statement": "Ada was a chemist.", "reason": "not in the context", "verdict": 0},
+        ]
+    },
+    "AnswerRelevanceOutput": {"question": "Where was Ada born?", "noncommittal": 0},
+    "ContextPrecisionOutput": {"reason": "the context gives the answer", "verdict": 1},
+    "ClaimDecompositionOutput": {"claims": ["Ada was born in Paris."]},
+}
+
+
+class FakeJudge(BaseHTTPRequestHandler):
+    requests: ClassVar[list[dict]] = []  # what the server was sent, reset by the fixture
+
+    def log_message(self, *args):  # keep pytest's output clean
+        pass
+
+    def _reply(self, code: int, obj: dict) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self.requests.append({"path": self.path, "auth": self.headers.get("Authorization")})
+        if self.headers.get("Authorization") != f"Bearer {KEY}":
+            return self._reply(401, {"error": {"message": "bad key", "type": "invalid_request_error"}})
+        self._reply(
+            200, {"object": "list", "data": [{"id": "judge-1", "object": "model", "created": 0, "owned_by": "t"}]}
+        )
+
+    def do_POST(self):
+        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": req})
+        if self.path.endswith("/embeddings"):
+            texts = [req["input"]] if isinstance(req["input"], str) else req["input"]
+            data = [
+                {"object": "embedding", "index": i, "embedding": [1.0, 0.5, 0.1 * (len(t) % 5)]}
+                for i, t in enumerate(texts)
+            ]
+            return self._reply(
+                200,
+                {
+                    "object": "list",
+                    "model": req["model"],
+                    "data": data,
+                    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                },
+            )
+        system, prompt = req["messages"][0]["content"], req["messages"][-1]["content"]
+        title = next((t for t in CANNED if f'"title": "{t}"' in system), None)
+        content = "I think it is fine!" if GARBAGE in prompt or title is None else json.dumps(CANNED[title])
+        self._reply(
+            200,
+            {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 0,
+                "model": req["model"],
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            },
+        )
+
+
+def judge_cfg(url: str, **over) -> dict:
+    """An eval.judge config for the judge at ``url`` (the stand-in's own embeddings: fast)."""
+    cfg = {
+        "enabled": True,
+        "base_url": url,
+        "model": "judge-1",
+        "api_key_env": "RAGFT_TEST_JUDGE_KEY",
+        "metrics": ["faithfulness", "answer_relevancy", "context_precision", "factual_correctness"],
+        "temperature": 0.0,
+        "max_tokens": 256,
+        "timeout": 10.0,
+        "max_questions": None,
+        "prompt_version": "ragas-0.4",
+        "embedding_model": "embed-1",  # the endpoint's /embeddings: fast; the packaged MiniLM is the default
+    }
+    return cfg | over
+
+
+# --------------------------------------------------------------------------- security
+
+PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".pkl", ".ckpt", ".pickle")
+SKIP_DIRS = {".git", ".venv", "__pycache__"}
+
+
+def assert_secret_absent(root: Path, secret: str) -> int:
+    """Fail if ``secret`` occurs in any file under ``root`` (the SQLite store's bytes included); return files read."""
+    needle = secret.encode()
+    n = 0
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not SKIP_DIRS & set(path.relative_to(root).parts):
+            assert needle not in path.read_bytes(), f"the secret appears in {path}"
+            n += 1
+    return n
+
+
+def assert_no_pickled_weights(models_dir: Path) -> list[Path]:
+    """Every model folder under ``models_dir`` holds safetensors weights and no pickle-based weight file."""
+    files = [p for p in models_dir.rglob("*") if p.is_file()]
+    pickled = [p for p in files if p.suffix in PICKLED_WEIGHTS]
+    assert not pickled, f"pickle-based weight files: {pickled}"
+    weights = [p for p in files if p.suffix == ".safetensors"]
+    assert weights, f"no safetensors weights under {models_dir}"
+    return weights
+
+
+def canary() -> str:
+    return "ragft-canary-" + secrets.token_hex(12)
+
+
+# --------------------------------------------------------------------------- (a) secrets
+
+
+# --------------------------------------------------------------------------- the evaluate stage's inputs
+
+XSS = "<script>alert(1)</script>"
+ATTRIBUTES = ("birth_city", "birth_year", "employer", "university", "field")
+# how often each arm answers right (the scratch testbed's pattern: reading works, closed-book does not)
+P_RIGHT = {"none": 0.03, "retrieved": 0.95, "oracle": 0.98, "oracle_distractors": 0.6}
+MODEL_SHIFT = {"base": 0.0, "finetuned": -0.08, "raft": 0.03}
+
+
+def write_evaluate_inputs(root: Path, n_questions: int = 60, seed: int = 0, base_model: dict | None = None,
+                          marker: str = XSS) -> None:
+    """What the upstream stages write and evaluate reads, for 3 models x 4 contexts: eval questions (the first
+    holds ``marker`` in its question, gold answer, attribute and gold chunk), chunks, each context arm's file,
+    each arm's predictions/arm.json/timings.json (wrong answers hold ``marker`` in markup, some are empty),
+    retrieval and index metrics, the fine-tuned models' training records."""
+    import random
+
+    from ragft import paths
+    from ragft.arms import CONTEXTS, MODELS, Arm
+    from ragft.io import write_json, write_jsonl
+
+    rng = random.Random(seed)
+    qa, chunks, by_ctx = [], {}, {c: {} for c in CONTEXTS}
+    for i in range(n_questions):
+        attr, person, doc = ATTRIBUTES[i % len(ATTRIBUTES)], f"Person {i // len(ATTRIBUTES)}", f"doc{i // 5}"
+        answer = f"answer {i}" if i else marker
+        question = f"What is the {attr.replace('_', ' ')} of {person}?" if i else f"Who wrote {marker} & <b>bold</b>?"
+        attr = attr if i else f"{attr} {marker}"
+        qa.append({"qid": f"q{i:03d}", "question": question, "answer": answer, "doc_ids": [doc], "attribute": attr})
+        gold = {"chunk_id": f"{doc}#{i % 5:04d}", "doc_id": doc, "text": f"{person}'s {attr} is {answer}. "
+                + "Filler text. " * 20, "start": 0, "end": 10}
+        other_doc = f"doc{(i // 5 + 1) % (n_questions // 5 + 1)}"
+        other = {"chunk_id": f"{other_doc}#9999", "doc_id": other_doc, "text": "Someone else entirely.", "start": 0,
+                 "end": 10}
+        chunks[gold["chunk_id"]], chunks[other["chunk_id"]] = gold, other
+        by_ctx["none"][qa[-1]["qid"]] = []
+        by_ctx["retrieved"][qa[-1]["qid"]] = [{**gold, "score": 0.9}]
+        by_ctx["oracle"][qa[-1]["qid"]] = [{**gold, "score": None}]
+        by_ctx["oracle_distractors"][qa[-1]["qid"]] = [{**other, "score": 0.5}, {**gold, "score": None}]
+    write_jsonl(root / paths.QA_EVAL, qa)
+    write_jsonl(root / paths.CHUNKS_FILE, [chunks[c] for c in sorted(chunks)])
+    for ctx, rows in by_ctx.items():
+        write_jsonl(root / paths.context_file(ctx), [{"qid": q["qid"], "question": q["question"], "chunks": rows[q["qid"]]}
+                                                     for q in qa])
+    base_model = base_model or {"name": "scratch-gpt2", "source": "scratch", "parameters": 150_000, "testbed": True}
+    for arm in (Arm(m, c) for m in MODELS for c in CONTEXTS):
+        p = min(1.0, max(0.0, P_RIGHT[arm.context] + MODEL_SHIFT[arm.model]))
+        tokens = 14 if arm.context == "none" else (60 if arm.context != "oracle_distractors" else 110)
+        preds = []
+        for j, q in enumerate(qa):
+            right = rng.random() < p
+            answer = q["answer"] if right else ("" if j % 7 == 3 else f"wrong {j} <i>{marker}</i>")
+            ctx = by_ctx[arm.context][q["qid"]]
+            preds.append({"qid": q["qid"], "answer": answer, "chunk_ids": [c["chunk_id"] for c in ctx],
+                          "scores": [c["score"] for c in ctx], "prompt_tokens": tokens})
+        out = root / paths.predictions_dir(arm.model, arm.context)
+        write_jsonl(out / paths.PREDICTIONS_FILE, preds)
+        write_json(out / paths.ARM_INFO, {"arm": arm.name, "model": arm.model, "context": arm.context,
+                                          "base_model": base_model})
+        write_json(out / paths.TIMINGS, {"mean_latency_seconds": 0.002 * tokens / 14 + 0.001 * MODELS.index(arm.model),
+                                         "questions_per_second": 300.0 / (1 + tokens / 50), "seconds": 1.0})
+    write_json(root / paths.RETRIEVAL_METRICS, {"mrr": 0.97, "n_questions": n_questions,
+                                                **{f"recall@{k}": min(1.0, 0.9 + 0.02 * k) for k in (1, 3, 5, 10)},
+                                                **{f"ndcg@{k}": min(1.0, 0.88 + 0.02 * k) for k in (1, 3, 5, 10)}})
+    write_json(root / paths.INDEX_METRICS, {"index_bytes": 307245, "build_seconds": 0.0123})
+    for j, m in enumerate(("finetuned", "raft")):
+        mdir = root / paths.model_dir(m)
+        write_json(mdir / paths.TRAIN_METRICS, {"train_seconds": 55.2 + 10 * j, "train_loss": 1.234 - 0.2 * j,
+                                                 "n_examples": 800, "trainable_params": 12288, "steps": 200,
+                                                 "eval_overlap_exact": 0, "eval_overlap_near": 0})
+        (mdir / paths.TRAIN_CURVE).write_text("step,loss\n" + "".join(
+            f"{s},{4.0 * (0.97 + 0.01 * j) ** s + 0.5}\n" for s in range(0, 200, 5)))
+
+
+def run_evaluate(root: Path, cfg, run=None) -> dict:
+    """The evaluate stage's body (the real producer of metrics.json and both reports) in ``root``;
+    returns metrics.json."""
+    from ragft import paths
+    from ragft.pipeline.evaluate import evaluate
+    from ragft.tracking import StageRun
+
+    here = Path.cwd()
+    os.chdir(root)
+    try:
+        evaluate(cfg, run or StageRun.disabled("evaluate"))
+    finally:
+        os.chdir(here)
+    return json.loads((root / paths.EVAL_METRICS).read_text())

@@ -1,0 +1,136 @@
+"""The config contract: conf/ composes into params.yaml, every option validates, bad settings fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from ragft.config import ConfigError, check_params_fresh, compose_conf, load_params, validate
+
+CONF = Path("conf")
+
+
+def test_params_yaml_is_fresh_composition_of_conf():
+    assert load_params("params.yaml") == compose_conf(), "params.yaml is stale: run `make params`"
+
+
+NOT_GROUPS = {"accelerate"}  # accelerate/: `accelerate launch` configs (finetune.accelerate), not Hydra groups
+GROUP_OPTIONS = sorted(
+    (group.name, option.stem)
+    for group in CONF.iterdir()
+    if group.is_dir() and group.name not in NOT_GROUPS
+    for option in group.glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
+def test_every_config_option_composes_and_validates(group, option):
+    cfg = compose_conf(overrides=[f"{group}={option}"])
+    validate(cfg, source=f"conf/{group}/{option}.yaml")
+
+
+def test_every_group_has_a_schema_section():
+    cfg = compose_conf()
+    for group in CONF.iterdir():
+        if group.is_dir() and group.name not in {"experiment", *NOT_GROUPS}:
+            assert group.name in cfg, f"conf/{group.name} is not composed into the config"
+
+
+BAD = [
+    ({"chunking": {"sizee": 3}}, "chunking.sizee"),
+    ({"chunkin": {"size": 3}}, "chunkin"),
+    ({"chunking": {"size": "big"}}, "chunking.size"),
+    ({"retrieval": {"top_k": "three"}}, "retrieval.top_k"),
+    ({"chunking": {"size": 32, "overlap": 32}}, "chunking.overlap"),
+    ({"retrieval": {"top_k": 0}}, "retrieval.top_k"),
+    ({"retrieval": {"top_k": 50}}, "retrieval.depth"),
+    ({"index": {"metric": "cosine"}}, "index.metric"),
+    ({"finetune": {"mode": "everything"}}, "finetune.mode"),
+    ({"model": {"source": "hub", "path": None}}, "model.path"),
+    ({"arms": {"contexts": ["none", "wikipedia"]}}, "arms.contexts"),
+    ({"dataset": {"eval_fraction": 1.5}}, "dataset.eval_fraction"),
+]
+
+
+@pytest.mark.parametrize(("patch", "field"), BAD, ids=[f for _, f in BAD])
+def test_bad_settings_are_rejected_naming_file_and_field(patch, field):
+    cfg = OmegaConf.merge(OmegaConf.create(compose_conf()), OmegaConf.create(patch))
+    # OmegaConf.merge on a plain config accepts unknown keys; validate() is what must reject them.
+    with pytest.raises(ConfigError) as err:
+        validate(cfg, source="params.yaml")
+    message = str(err.value)
+    assert "params.yaml" in message and field in message and "fix" in message.lower()
+
+
+def test_stale_params_are_refused(tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(CONF, tmp_path / "conf")
+    params = compose_conf()
+    params["chunking"]["size"] = 999
+    (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(params)))
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    with pytest.raises(ConfigError, match=r"stale.*chunking\.size.*make params"):
+        check_params_fresh(tmp_path)
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-1")  # `dvc exp run -S` composes params.yaml itself
+    check_params_fresh(tmp_path)
+
+
+def test_tiny_experiment_preset_overrides_groups(tiny_cfg, default_cfg):
+    assert tiny_cfg.dataset.n_people < default_cfg.dataset.n_people
+    assert tiny_cfg.model.scratch.steps < default_cfg.model.scratch.steps
+    assert tiny_cfg.embedder == default_cfg.embedder
+
+
+def _dvc_stage_names(tmp_path, params: dict) -> set[str]:
+    """The stages dvc.yaml expands to for ``params`` (DVC's own templating, in a scratch repo)."""
+    import shutil
+
+    from dvc.repo import Repo
+    from omegaconf import OmegaConf
+
+    tmp_path.mkdir(parents=True)
+    Repo.init(str(tmp_path), no_scm=True)
+    shutil.copy(paths_root() / "dvc.yaml", tmp_path / "dvc.yaml")
+    (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(params)))
+    with Repo(str(tmp_path)) as repo:
+        return {s.name for s in repo.index.stages}
+
+
+def paths_root():
+
+    from tests.helpers import REPO
+
+    return REPO
+
+
+def test_arms_expand_into_the_factorial_matrix(tmp_path, default_cfg):
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.to_container(default_cfg, resolve=True)
+    names = _dvc_stage_names(tmp_path / "all", params)
+    infer = {n for n in names if n.startswith("infer@")}
+    assert infer == {f"infer@{m}-{c}" for m in default_cfg.arms.models for c in default_cfg.arms.contexts}
+    assert len(infer) == 3 * 4
+    assert {n for n in names if n.startswith("finetune@")} == {"finetune@finetuned", "finetune@raft"}
+    # any subset by config: base only, two contexts → no finetune stage at all
+    params["arms"] = {"models": ["base"], "contexts": ["none", "oracle"], "trained": {}}
+    validate(params)
+    names = _dvc_stage_names(tmp_path / "subset", params)
+    assert {n for n in names if n.startswith(("infer@", "finetune@"))} == {"infer@base-none", "infer@base-oracle"}
+
+
+def test_trained_models_must_match_the_models_factor(default_cfg):
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.to_container(default_cfg, resolve=True)
+    params["arms"]["models"] = ["base", "raft"]
+    with pytest.raises(ConfigError, match=r"arms.trained.*\{'raft': 'data/chunks/chunks.jsonl'\}"):
+        validate(params)
+    params["arms"]["trained"] = {"raft": "data/chunks/chunks.jsonl"}
+    validate(params)
+    params["arms"]["contexts"] = ["none", "gold"]
+    with pytest.raises(ConfigError, match="arms.contexts"):
+        validate(params)

@@ -1,0 +1,273 @@
+"""Evaluation: SQuAD EM/F1, ragas' non-LLM metrics (offline), NaN handling, and the evaluate stage's
+body end to end on a small fixture pipeline (no Hydra, no DVC)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import socket
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from ragft import paths
+from ragft.arms import Arm
+from ragft.data.rows import read_questions
+from ragft.evaluation import answers, factorial, ragas_metrics, scoring
+from ragft.io import DataError, write_json, write_jsonl
+from ragft.text import normalize_answer
+from tests.helpers import run_evaluate
+
+ARMS = [Arm("base", "none"), Arm("base", "retrieved"), Arm("finetuned", "none"), Arm("finetuned", "retrieved")]
+
+QA = [
+    {"qid": "q1", "question": "Where was Ada born?", "answer": "Paris", "doc_ids": ["d1"], "attribute": "birth_city"},
+    {"qid": "q2", "question": "Where does Bo work?", "answer": "Acme Corp", "doc_ids": ["d2"], "attribute": "employer"},
+    {"qid": "q3", "question": "What did Cy study?", "answer": "physics", "doc_ids": ["d3"], "attribute": "major"},
+]
+CHUNKS = [
+    {"chunk_id": "d1-0", "doc_id": "d1", "text": "Ada Lovelace was born in Paris in 1990.", "start": 0, "end": 39},
+    {"chunk_id": "d2-0", "doc_id": "d2", "text": "Bo Chen works for Acme Corp as an engineer.", "start": 0, "end": 43},
+    {"chunk_id": "d3-0", "doc_id": "d3", "text": "Cy Diaz studied physics at Rome University.", "start": 0, "end": 43},
+]
+# answers per arm, in QA order: the retrieved arms do better, fine-tuning adds one more on top of RAG
+ANSWERS = {
+    "base-none": ["London", "Globex", "history"],
+    "base-retrieved": ["Paris", "Acme", "history"],
+    "finetuned-none": ["Paris", "Globex", "history"],
+    "finetuned-retrieved": ["Paris", "Acme Corp", "physics"],
+}
+RETRIEVED = {"q1": ["d1-0", "d2-0"], "q2": ["d2-0"], "q3": ["d1-0"]}
+
+
+def write_fixture(root: Path, manifest: dict | None = None) -> None:
+    """The inputs of the evaluate stage, as upstream stages write them, under ``root``."""
+    write_jsonl(root / paths.QA_EVAL, QA)
+    write_jsonl(root / paths.CHUNKS_FILE, CHUNKS)
+    by_id = {c["chunk_id"]: c for c in CHUNKS}
+    write_jsonl(root / paths.context_file("retrieved"), [
+        {"qid": q["qid"], "question": q["question"], "chunks": [{**by_id[c], "score": 0.5} for c in RETRIEVED[q["qid"]]]}
+        for q in QA])
+    for a in ARMS:
+        arm, model, context = a.name, a.model, a.context
+        out = root / paths.predictions_dir(model, context)
+        write_jsonl(
+            out / paths.PREDICTIONS_FILE,
+            [
+                {
+                    "qid": q["qid"],
+                    "answer": a,
+                    "chunk_ids": RETRIEVED[q["qid"]] if context == "retrieved" else [],
+                    "scores": [],
+                    "prompt_tokens": 30 if context == "retrieved" else 8,
+                }
+                for q, a in zip(QA, ANSWERS[arm])
+            ],
+        )
+        base = manifest or {"name": "scratch-gpt2", "source": "scratch", "testbed": True}
+        write_json(out / paths.ARM_INFO, {"arm": arm, "model": model, "context": context, "base_model": base})
+        write_json(out / paths.TIMINGS, {"mean_latency_seconds": 0.01, "questions_per_second": 100.0})
+    write_json(root / paths.RETRIEVAL_METRICS, {"recall@1": 0.67, "recall@10": 1.0, "mrr": 0.8, "ndcg@10": 0.85})
+    write_json(root / paths.INDEX_METRICS, {"index_bytes": 4608, "build_seconds": 0.01})
+    write_json(root / paths.model_dir("finetuned") / paths.TRAIN_METRICS,
+               {"train_seconds": 12.5, "eval_overlap_exact": 0, "eval_overlap_near": 0})
+
+
+# --------------------------------------------------------------------------- SQuAD
+
+
+def test_squad_normalisation_and_scores():
+    assert normalize_answer("The  Eiffel-Tower,\n in PARIS!") == "eiffeltower in paris"
+    assert normalize_answer("an apple a day") == "apple day"
+    assert answers.exact_match_score("the Denver Broncos", "Denver Broncos.") == 1.0
+    assert answers.exact_match_score("Denver", "Denver Broncos") == 0.0
+    assert answers.f1_score("the cat sat", "cat sat down") == pytest.approx(0.8)  # P 2/2, R 2/3
+    assert answers.f1_score("x y z", "y z w") == pytest.approx(2 / 3)
+    assert answers.f1_score("a b c", "b c d") == pytest.approx(0.8)  # "a" is an article: dropped
+    assert answers.f1_score("", "Paris") == 0.0 and answers.f1_score("London", "Paris") == 0.0
+    assert answers.max_over_ground_truths(answers.exact_match_score, "NYC", ["New York", "nyc"]) == 1.0
+
+
+# --------------------------------------------------------------------------- ragas
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_ragas_non_llm_metrics_on_a_toy(no_network):
+    samples = [
+        {
+            "response": "Paris",
+            "reference": "Paris",
+            "retrieved_contexts": [CHUNKS[0]["text"]],
+            "reference_contexts": [CHUNKS[0]["text"]],
+        },
+        {
+            "response": "Acme",
+            "reference": "Acme Corp",
+            "retrieved_contexts": [CHUNKS[0]["text"], CHUNKS[1]["text"]],
+            "reference_contexts": [CHUNKS[1]["text"]],
+        },
+        {
+            "response": "zzzz",
+            "reference": "physics",
+            "retrieved_contexts": [CHUNKS[0]["text"]],
+            "reference_contexts": [CHUNKS[2]["text"]],
+        },
+    ]
+    scores = ragas_metrics.ragas_scores(samples, ragas_metrics.ANSWER_METRICS + ragas_metrics.CONTEXT_METRICS)
+    for name, values in scores.items():
+        assert len(values) == 3 and all(0.0 <= v <= 1.0 for v in values), name
+    assert scores["string_similarity"][0] == 1.0 and scores["rouge"][0] == 1.0
+    assert scores["string_similarity"][1] == pytest.approx(1 - 5 / 9)  # Levenshtein: 5 deletions of 9 chars
+    assert scores["rouge"][2] == 0.0
+    assert scores["context_precision"][0] == pytest.approx(1.0) and scores["context_recall"][0] == 1.0
+    assert scores["context_precision"][1] == pytest.approx(0.5)  # the gold chunk is ranked 2nd
+    assert scores["context_recall"][1] == 1.0
+    assert scores["context_precision"][2] == 0.0 and scores["context_recall"][2] == 0.0
+
+
+def test_undefined_context_scores_stay_nan(no_network):
+    preds = {q["qid"]: {"qid": q["qid"], "answer": q["answer"], "chunk_ids": RETRIEVED[q["qid"]]} for q in QA}
+    texts, _ = scoring.chunk_texts(CHUNKS)
+    gold = {"q1": [CHUNKS[0]["text"]], "q2": [], "q3": []}  # q2, q3: no gold chunks → undefined
+    arm = scoring.score_arm("x-retrieved", QA, preds, texts, gold)
+    assert arm.metrics["exact_match"] == 1.0 and arm.metrics["f1"] == 1.0
+    assert math.isnan(arm.per_question[1]["context_recall"]) and math.isnan(arm.per_question[2]["context_precision"])
+    assert arm.metrics["context_recall"] == 1.0  # the mean over defined scores, not dragged to 0 by NaN
+    without_ragas = scoring.score_arm("x-retrieved", QA, preds, texts, gold, use_ragas=False)
+    assert set(without_ragas.metrics) == {"n", "exact_match", "f1", "mean_prompt_tokens"}
+    none_defined = scoring.score_arm("y-retrieved", QA, preds, texts, {})
+    assert math.isnan(none_defined.metrics["context_precision"])
+    assert factorial.metrics_table({"y-retrieved": none_defined})["y-retrieved"]["context_precision"] is None
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_missing_or_partial_predictions_fail_with_the_command_to_run(tmp_path):
+    write_fixture(tmp_path)
+    with pytest.raises(DataError, match=r"dvc repro infer@base-none"):
+        scoring.read_predictions(tmp_path / "data/predictions/base-none", ["q1", "q2", "q3", "q4"])
+    with pytest.raises(DataError, match=r"infer@nope-none"):
+        scoring.read_predictions(tmp_path / "data/predictions/nope-none", ["q1"])
+    write_jsonl(tmp_path / "qa.jsonl", [{"qid": "q1", "question": "x"}])
+    with pytest.raises(DataError, match=r"qa.jsonl:1: field 'answer' is missing or not a string or a non-empty list"):
+        read_questions(tmp_path / "qa.jsonl", ("question", "answer"))
+
+
+def test_evaluate_arms_on_fixture(tmp_path, no_network):
+    write_fixture(tmp_path)
+    scores, _ = scoring.evaluate_arms(ARMS, QA, CHUNKS, tmp_path / paths.PREDICTIONS)
+    metrics = factorial.metrics_table(scores)
+    assert list(metrics) == ["base-none", "base-retrieved", "finetuned-none", "finetuned-retrieved"]
+    assert metrics["base-none"]["exact_match"] == 0.0
+    assert metrics["base-retrieved"]["exact_match"] == pytest.approx(1 / 3, abs=1e-6)
+    assert metrics["base-retrieved"]["f1"] == pytest.approx((1 + 2 / 3 + 0) / 3, abs=1e-6)
+    assert metrics["finetuned-retrieved"]["exact_match"] == 1.0 and metrics["finetuned-retrieved"]["rouge"] == 1.0
+    assert "context_recall" not in metrics["base-none"]  # not applicable without a context
+    assert metrics["base-retrieved"]["context_recall"] == pytest.approx(2 / 3, abs=1e-6)  # q3 retrieved the wrong doc
+    assert metrics["base-retrieved"]["mean_prompt_tokens"] == 30.0 and metrics["base-none"]["n"] == 3
+    comparisons = factorial.compare_arms(scores)
+    assert set(comparisons) == {  # the factorial neighbours (shared model or context) + RAG vs fine-tuning
+        "base-retrieved vs base-none",
+        "finetuned-none vs base-none",
+        "finetuned-retrieved vs base-retrieved",
+        "finetuned-retrieved vs finetuned-none",
+        "base-retrieved vs finetuned-none",
+    }
+    both = comparisons["finetuned-retrieved vs base-retrieved"]
+    assert both["diff"] == pytest.approx(2 / 3) and (both["only_a"], both["only_b"]) == (2, 0)
+    assert both["ci_low"] <= both["diff"] <= both["ci_high"] and both["p_value"] == pytest.approx(0.5)
+    assert both["significant"] is (both["ci_low"] > 0)
+    # effects are per-question contrasts; the interaction is the difference in differences
+    eff = factorial.effects(scores)["finetuned"]
+    em = {a: s.metrics["exact_match"] for a, s in scores.items()}
+    assert eff["finetuning_gain_closed_book"]["estimate"] == pytest.approx(em["finetuned-none"] - em["base-none"])
+    assert eff["interaction"]["estimate"] == pytest.approx(
+        (em["finetuned-retrieved"] - em["base-retrieved"]) - (em["finetuned-none"] - em["base-none"])
+    )
+    assert "retrieval_gap" not in eff  # no oracle arm in this fixture
+    doc = factorial.metrics_document(scores, factorial.Bootstrap(200, 0.9, 1))
+    assert set(doc) == {"arms", "differences", "effects", "bootstrap"}  # the verdict is the stage's addition
+    lo, hi = doc["arms"]["base-retrieved"]["exact_match_ci"]
+    assert lo <= doc["arms"]["base-retrieved"]["exact_match"] <= hi
+    table = scoring.per_question_table(QA, scores)
+    assert list(table.columns[:4]) == ["qid", "attribute", "question", "gold_answer"]
+    assert table["finetuned-retrieved.answer"].tolist() == ["Paris", "Acme Corp", "physics"]
+
+
+# --------------------------------------------------------------------------- the stage body
+
+
+def test_evaluate_stage_writes_outputs_and_mlflow_summary(tmp_path, monkeypatch, default_cfg, no_network):
+    from mlflow.tracking import MlflowClient
+
+    from ragft import tracking
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    write_fixture(tmp_path)
+    cfg = OmegaConf.merge(default_cfg, {"eval": {"examples": 2}})
+    cfg.arms.models, cfg.arms.contexts = ["base", "finetuned"], ["none", "retrieved"]
+    cfg.arms.trained = {"finetuned": "data/prepared"}
+    plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    with tracking.stage_run("evaluate", plain) as run:
+        doc = run_evaluate(tmp_path, cfg, run)
+
+    assert doc["arms"]["finetuned-retrieved"]["exact_match"] == 1.0
+    assert doc["contamination"]["finetune_vs_eval"] == {"finetuned": {"exact": 0, "near_duplicates": 0}}
+    assert doc["effects"]["finetuned"]["interaction"]["contrast"].startswith("(finetuned-retrieved")
+    first = Path(paths.EVAL_METRICS).read_bytes()
+    with open(paths.PER_QUESTION, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["qid"] for r in rows] == ["q1", "q2", "q3"] and rows[1]["base-retrieved.answer"] == "Acme"
+    assert Path(paths.METRIC_BY_ARM_PLOT).read_text().splitlines()[0] == "arm,exact_match,f1"
+    report = Path(paths.COMPARISON_REPORT).read_text()
+    assert "**Verdict:** On this corpus, RAG (base + retrieved) and LoRA fine-tuning" in report
+    assert "testbed, not a real LLM" in report
+    assert "<!DOCTYPE html>" in Path(paths.HTML_REPORT).read_text()[:200]
+    assert json.loads((Path(paths.REPORTS) / paths.RUN_RECORD).read_text())["run_id"] == run.run_id
+
+    client = MlflowClient(tracking.tracking_uri())
+    child, parent = client.get_run(run.run_id), client.get_run(run.parent_id)
+    assert child.data.metrics["arms.base-retrieved.exact_match"] == pytest.approx(1 / 3, abs=1e-6)
+    assert parent.data.metrics["finetuned-retrieved.exact_match"] == 1.0
+    assert parent.data.params["retrieval.top_k"] == str(cfg.retrieval.top_k)
+    artifacts = {a.path for a in client.list_artifacts(run.run_id)}
+    assert {"per_question.json", "comparison.md"} <= artifacts
+
+    run_evaluate(tmp_path, cfg)
+    assert Path(paths.EVAL_METRICS).read_bytes() == first, "metrics.json must be deterministic"
+
+
+def test_evaluate_stage_with_the_judge_logs_scores_and_settings_not_the_key(tmp_path, monkeypatch, default_cfg, judge_server):
+    """eval.judge.enabled: the stage judges every arm through the (real, local) OpenAI-compatible server."""
+    from ragft import tracking
+    from tests.helpers import KEY as key
+    from tests.helpers import judge_cfg
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    monkeypatch.setenv("RAGFT_TEST_JUDGE_KEY", key)
+    write_fixture(tmp_path)
+    cfg = OmegaConf.merge(default_cfg, {"eval": {"judge": judge_cfg(f"http://127.0.0.1:{judge_server.server_port}/v1")}})
+    cfg.arms.models, cfg.arms.contexts = ["base", "finetuned"], ["none", "retrieved"]
+    cfg.arms.trained = {"finetuned": "data/prepared"}
+    plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    with tracking.stage_run("evaluate", plain) as run:
+        doc = run_evaluate(tmp_path, cfg, run)
+    assert doc["judge"]["settings"]["model"] == "judge-1"
+    scored = doc["arms"]["base-retrieved"]
+    assert any(k.startswith("judge_") for k in scored)
+    assert all(v is None or 0.0 <= v <= 1.0 for k, v in scored.items() if k.startswith("judge_") and k.count("_") == 1)
+    everything = Path(paths.EVAL_METRICS).read_text() + Path(paths.HTML_REPORT).read_text()
+    assert key not in everything

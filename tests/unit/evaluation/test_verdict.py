@@ -1,0 +1,70 @@
+"""The verdict: one sentence from the arms' scores and the paired CIs, at the configured confidence level."""
+
+from __future__ import annotations
+
+from ragft.evaluation.verdict import verdict
+
+
+def arms(base_none, rag, ft, both) -> dict[str, dict]:
+    em = {"base-none": base_none, "base-retrieved": rag, "finetuned-none": ft, "finetuned-retrieved": both}
+    return {arm: {"exact_match": v, "f1": v, "n": 200} for arm, v in em.items()}
+
+
+def text(*args, **kwargs) -> str:
+    return verdict(*args, **kwargs)["text"]
+
+
+def test_rag_wins_and_finetuning_adds():
+    out = text(arms(0.05, 0.62, 0.30, 0.66))
+    assert out.startswith(
+        "On this corpus, RAG (base + retrieved) beats LoRA fine-tuning (finetuned, closed-book) by 32.0 EM points; "
+        "fine-tuning on the documents added 4.0 points on top of RAG."
+    )
+    assert "Best arm: finetuned-retrieved" in out and "66.0%" in out
+
+
+def test_finetuning_wins_and_costs_on_top_of_rag():
+    out = text(arms(0.05, 0.40, 0.55, 0.385))
+    assert out.startswith(
+        "On this corpus, LoRA fine-tuning (finetuned, closed-book) beats RAG (base + retrieved) by 15.0 EM points; "
+        "fine-tuning on the documents on top of RAG lost 1.5 points."
+    )
+    assert "Best arm: finetuned-none" in out
+
+
+def test_no_difference_and_ties():
+    out = text(arms(0.1, 0.5, 0.5, 0.5))
+    assert "RAG (base + retrieved) and LoRA fine-tuning (finetuned, closed-book): no significant difference" in out
+    assert "fine-tuning on the documents on top of RAG: no significant difference (+0.0 points)" in out
+    assert "Best arms (tied): base-retrieved (RAG: base + retrieved), finetuned-none" in out
+    assert "and finetuned-retrieved (both: finetuned + retrieved), EM 50.0%." in out
+    assert text(arms(0.0, 0.0, 0.0, 0.0)).endswith("All arms tie at EM 0.0%.")
+
+
+CI = {
+    "base-retrieved vs finetuned-none": {"diff": -0.15, "ci_low": -0.20, "ci_high": -0.10},
+    "finetuned-retrieved vs base-retrieved": {"diff": -0.015, "ci_low": -0.04, "ci_high": 0.01},
+}
+
+
+def test_carries_the_paired_confidence_interval():
+    out = text(arms(0.05, 0.40, 0.55, 0.385), CI)
+    assert "beats RAG (base + retrieved) by 15.0 EM points (95% CI 10.0 to 20.0);" in out
+    # a CI spanning 0 is called what it is
+    assert "fine-tuning on the documents on top of RAG: no significant difference (-1.5 points (95% CI -4.0 to 1.0))" in out
+    # the verdict finds a difference stored either way round
+    flipped = {"finetuned-none vs base-retrieved": {"diff": 0.15, "ci_low": 0.10, "ci_high": 0.20}}
+    assert "by 15.0 EM points (95% CI 10.0 to 20.0)" in text(arms(0.05, 0.40, 0.55, 0.385), flipped)
+
+
+def test_says_the_configured_confidence_level():
+    out = verdict(arms(0.05, 0.40, 0.55, 0.385), CI, confidence=0.9)
+    assert "(90% CI 10.0 to 20.0)" in out["text"] and "95%" not in out["text"]
+    assert out["confidence"] == 0.9 and out["metric"] == "exact_match"
+
+
+def test_with_only_some_arms():
+    only = {"base-none": {"exact_match": 0.2}, "base-retrieved": {"exact_match": 0.7}}
+    out = verdict(only)
+    assert out["text"] == "Best arm: base-retrieved (RAG: base + retrieved), EM 70.0%."
+    assert out["best_arms"] == ["base-retrieved"] and out["best_score"] == 0.7

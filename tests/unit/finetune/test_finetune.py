@@ -1,0 +1,203 @@
+"""Fine-tuning: every mode trains an adapter that reloads identically, replay mixes in the pretraining
+curriculum, bad LoRA targets and eval-question leaks stop the stage before training, and the same
+seed gives the same adapter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ragft.config import ConfigError
+from ragft.data import prepare
+from ragft.finetune.contamination import check_no_eval_leak
+from ragft.finetune.lora import finetune, write_loss_curve
+from ragft.io import DataError, read_jsonl, write_jsonl
+from ragft.model import base
+from ragft.model.loading import load_generator
+from ragft.text import normalize_text
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_cfg, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared")
+    prepare(tiny_cfg.dataset, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def base_dir(tiny_cfg, prepared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "base"
+    out.mkdir()
+    built = base.build_base_model(tiny_cfg, out, read_jsonl(prepared / "documents.jsonl"))
+    (out / "manifest.json").write_text(json.dumps(built.manifest))
+    return out
+
+
+def cfg_with(cfg, **finetune):
+    return OmegaConf.merge(cfg, {"finetune": finetune})
+
+
+def run(cfg, base_dir, prepared, out):
+    out.mkdir(parents=True, exist_ok=True)
+    return finetune(cfg, base_dir, prepared, out)
+
+
+@pytest.mark.parametrize("mode", ["docs", "qa", "docs+qa"])
+def test_each_mode_trains_an_adapter_that_reloads_identically(mode, tiny_cfg, base_dir, prepared, tmp_path):
+    cfg = cfg_with(tiny_cfg, mode=mode, max_steps=3, replay=0.0)
+    result = run(cfg, base_dir, prepared, tmp_path / "ft")
+    n_docs = len(read_jsonl(prepared / "documents.jsonl"))
+    n_qa = len(read_jsonl(prepared / "qa_train.jsonl"))
+    rows = result.manifest["rows"]
+    assert rows["doc"] == (n_docs if "docs" in mode else 0)
+    assert rows["qa"] == (n_qa if "qa" in mode else 0)
+    assert rows["replay"] == 0 and result.manifest["steps"] == 3 == result.metrics["steps"]
+    assert 0 < result.metrics["trainable_params"] < result.manifest["total_params"]
+    assert result.metrics["train_seconds"] > 0 and result.metrics["train_loss"] > 0
+    assert (tmp_path / "ft" / "adapter_model.safetensors").exists()
+    assert json.loads((tmp_path / "ft" / "adapter_config.json").read_text())["r"] == tiny_cfg.finetune.lora.r
+
+    model, tokenizer, _ = load_generator(base_dir, tmp_path / "ft", device="cpu")
+    ids = tokenizer(["question : where was ada born ? answer :"], return_tensors="pt")
+    plain, _, _ = load_generator(base_dir, device="cpu")
+    with torch.no_grad():
+        reloaded = model(**ids).logits
+        trained = result.model(**ids).logits
+        assert torch.allclose(reloaded, trained, atol=1e-6)
+        assert not torch.allclose(reloaded, plain(**ids).logits), "the adapter must change the model"
+
+
+def test_paraphrases_and_replay_add_rows(tiny_cfg, base_dir, prepared, tmp_path):
+    cfg = cfg_with(tiny_cfg, mode="docs", paraphrases=1, replay=0.5, max_steps=1)
+    result = run(cfg, base_dir, prepared, tmp_path / "ft")
+    rows = result.manifest["rows"]
+    n_docs = len(read_jsonl(prepared / "documents.jsonl"))
+    assert rows["doc"] == n_docs and rows["paraphrase"] == n_docs
+    assert rows["replay"] == 2 * n_docs  # replay is half of the final mix
+
+
+def test_replay_needs_the_pretraining_mix(tiny_cfg, base_dir, prepared, tmp_path):
+    no_mix = tmp_path / "base"
+    no_mix.mkdir()
+    for f in base_dir.iterdir():
+        if f.name != "pretrain_mix.jsonl":
+            (no_mix / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(ConfigError, match=r"finetune\.replay.*pretrain_mix.jsonl.*finetune\.replay=0"):
+        run(cfg_with(tiny_cfg, replay=0.3, max_steps=1), no_mix, prepared, tmp_path / "ft")
+
+
+def test_bad_lora_target_fails_before_training(tiny_cfg, base_dir, prepared, tmp_path):
+    cfg = OmegaConf.merge(tiny_cfg, {"finetune": {"lora": {"target_modules": ["c_attn", "q_proj"]}}})
+    with pytest.raises(ConfigError, match=r"\['q_proj'\].*c_attn"):
+        run(cfg, base_dir, prepared, tmp_path / "ft")
+    assert not (tmp_path / "ft" / "adapter_model.safetensors").exists()
+
+
+def test_eval_questions_are_never_trained_on(tiny_cfg, base_dir, prepared, tmp_path):
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    for f in prepared.iterdir():
+        (leaky / f.name).write_bytes(f.read_bytes())
+    train, evaluation = read_jsonl(prepared / "qa_train.jsonl"), read_jsonl(prepared / "qa_eval.jsonl")
+    stolen = {**evaluation[0], "qid": "train-copy", "question": evaluation[0]["question"].upper() + "  "}
+    write_jsonl(leaky / "qa_train.jsonl", [*train, stolen])
+    with pytest.raises(DataError, match=r"training data.*leaky.*train-copy.*eval question.*qa_eval.jsonl"):
+        run(cfg_with(tiny_cfg, mode="qa", max_steps=1), base_dir, leaky, tmp_path / "ft")
+    # docs mode trains on no questions, so the same files pass
+    assert (
+        run(cfg_with(tiny_cfg, mode="docs", max_steps=1), base_dir, leaky, tmp_path / "ok").manifest["rows"]["qa"] == 0
+    )
+
+
+def test_leak_check_matches_qids_and_normalised_text():
+    evaluation = [{"qid": "q1", "question": "Where was Ada born?"}]
+    check_no_eval_leak([{"qid": "q2", "question": "Where was Bo born?"}, {"text": "no question"}], evaluation, "x")
+    with pytest.raises(DataError):
+        check_no_eval_leak([{"qid": "q1", "question": "something else"}], evaluation, "x")
+    with pytest.raises(DataError):
+        check_no_eval_leak([{"qid": "q9", "question": "where was  ada born"}], evaluation, "x")
+    assert normalize_text("Where was Ada born?") == "where was ada born"
+
+
+def test_same_seed_same_adapter(tiny_cfg, base_dir, prepared, tmp_path):
+    cfg = cfg_with(tiny_cfg, mode="docs+qa", max_steps=4)
+    a = run(cfg, base_dir, prepared, tmp_path / "a")
+    b = run(cfg, base_dir, prepared, tmp_path / "b")
+    weights = "adapter_model.safetensors"
+    assert (tmp_path / "a" / weights).read_bytes() == (tmp_path / "b" / weights).read_bytes()
+    assert a.manifest == b.manifest
+    run(cfg_with(tiny_cfg, mode="docs+qa", max_steps=4, seed=1), base_dir, prepared, tmp_path / "c")
+    assert (tmp_path / "c" / weights).read_bytes() != (tmp_path / "a" / weights).read_bytes()
+
+
+def test_loss_curve_csv(tmp_path):
+    history = [{"loss": 2.5, "step": 1}, {"loss": 1.25, "step": 2}, {"train_runtime": 1.0, "step": 2}]
+    assert write_loss_curve(tmp_path / "loss.csv", history) == 2
+    assert (tmp_path / "loss.csv").read_text() == "step,loss\n1,2.500000\n2,1.250000\n"
+
+
+# --------------------------------------------------------------------------- RAFT
+
+
+def _chunks(prepared) -> list[dict]:
+    """One chunk per document (synthbio biographies fit one chunk)."""
+    return [{"chunk_id": f"{d['doc_id']}#0000", "doc_id": d["doc_id"], "text": d["text"]}
+            for d in read_jsonl(prepared / "documents.jsonl")]
+
+
+def test_raft_rows_mix_gold_and_distractors_by_seeded_p(tiny_cfg, prepared):
+    from ragft.finetune.raft import raft_rows
+
+    qa_train, chunks = read_jsonl(prepared / "qa_train.jsonl"), _chunks(prepared)
+    text = {c["doc_id"]: c["text"] for c in chunks}
+    cfg = OmegaConf.merge(tiny_cfg, {"finetune": {"raft": {"p_gold": 0.5, "distractors": 2, "seed": 7}}})
+    rows = raft_rows(qa_train, chunks, cfg)
+    assert [r["qid"] for r in rows] == sorted(q["qid"] for q in qa_train)
+    by_qid = {q["qid"]: q for q in qa_train}
+    for row in rows:
+        gold = text[by_qid[row["qid"]]["doc_ids"][0]]
+        assert (gold in row["prompt"]) is row["gold_in_context"]
+        n_passages = sum(t in row["prompt"] for t in text.values())
+        assert n_passages == 2 + row["gold_in_context"]  # two distractors, never the gold one twice
+        assert row["prompt"].endswith("answer :") and row["answer"] == by_qid[row["qid"]]["answer"]
+        assert row["question"] in row["prompt"]
+    share = sum(r["gold_in_context"] for r in rows) / len(rows)
+    assert 0.25 < share < 0.75  # p_gold = 0.5 over ~40 questions
+    assert raft_rows(qa_train, chunks, cfg) == rows  # seeded
+    other = raft_rows(qa_train, chunks, OmegaConf.merge(cfg, {"finetune": {"raft": {"seed": 8}}}))
+    assert other != rows
+    all_gold = raft_rows(qa_train, chunks, OmegaConf.merge(cfg, {"finetune": {"raft": {"p_gold": 1.0}}}))
+    assert all(r["gold_in_context"] for r in all_gold)
+    with pytest.raises(DataError, match="no chunk of its gold document"):
+        raft_rows(qa_train, chunks[:1], cfg)
+
+
+def test_raft_recipe_trains_an_adapter_with_a_contamination_check(tiny_cfg, base_dir, prepared, tmp_path):
+    chunks_file = tmp_path / "chunks.jsonl"
+    write_jsonl(chunks_file, _chunks(prepared))
+    cfg = cfg_with(tiny_cfg, max_steps=2)
+    out = tmp_path / "raft"
+    out.mkdir()
+    result = finetune(cfg, base_dir, prepared, out, recipe="raft", chunks_file=chunks_file)
+    assert (out / "adapter_model.safetensors").exists()
+    assert result.manifest["recipe"] == "raft" and result.manifest["rows"]["raft"] == len(
+        read_jsonl(prepared / "qa_train.jsonl")
+    )
+    assert result.manifest["contamination"]["exact"] == 0 and result.metrics["eval_overlap_near"] == 0
+
+
+def test_contamination_guard_catches_near_duplicate_eval_questions():
+    from ragft.finetune.contamination import contamination_guard
+
+    evaluation = [{"qid": "q1", "question": "In which city was Ada Lovelace of Harlow born, and in what year?"}]
+    clean = [{"qid": "t1", "question": "Which university did Bo Tidewater attend?"}, {"text": "Ada was born in 1815."}]
+    assert contamination_guard(clean, evaluation, "train")["near_duplicates"] == 0
+    near = [{"qid": "t2", "question": "In which city was Ada Lovelace of Harlow born and in what year ?!"}]
+    with pytest.raises(DataError, match="eval question"):
+        contamination_guard(near, evaluation, "train")
+    reworded = [{"qid": "t3", "question": "in which city was ada lovelace of harlow born, and in what year exactly"}]
+    with pytest.raises(DataError, match="near-duplicates"):
+        contamination_guard(reworded, evaluation, "train")
