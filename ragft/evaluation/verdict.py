@@ -11,7 +11,7 @@ import math
 
 from ragft.arms import RAG, TRAINED, Arm, label
 
-METRIC_WORDS = {"exact_match": "EM"}
+METRIC_WORDS = {"exact_match": "EM", "match": "match", "f1": "F1"}  # how the verdict says each metric
 RECIPE_WORDS = {"finetuned": "fine-tuning on the documents", "raft": "RAFT fine-tuning"}
 
 

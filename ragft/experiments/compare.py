@@ -2,7 +2,7 @@
 (no argument: the latest sweep).
 
 The source of truth is `dvc exp show --json` (each experiment's params and metrics). DVC leaves list
-values out of its metrics, so each arm's confidence intervals (``exact_match_ci``, ``f1_ci``) are read
+values out of its metrics, so each arm's confidence intervals (``match_ci``, ``exact_match_ci``, ``f1_ci``) are read
 from the experiment's own committed ``metrics/metrics.json`` (`git show <rev>:...`).
 
 What it prints (and writes to ``reports/sweep_<name>.md`` with a PNG beside it): the params that differ
@@ -32,7 +32,18 @@ from ragft.io import flatten
 
 log = logging.getLogger("ragft.experiments.compare")
 
-HEADLINE = {"exact_match": "Exact match", "f1": "F1"}
+HEADLINE = {"match": "Answer match", "exact_match": "Exact match", "f1": "F1"}
+
+
+def primary_metric(exps: list[Experiment]) -> str:
+    """The experiments' primary metric (eval.primary_metric; exact match for experiments from before it)."""
+    return str(exps[0].params.get("eval.primary_metric", "exact_match")) if exps else "exact_match"
+
+
+def headline(exps: list[Experiment]) -> dict[str, str]:
+    """The metrics shown, the primary one first."""
+    first = primary_metric(exps)
+    return {first: HEADLINE[first], **{k: v for k, v in HEADLINE.items() if k != first}}
 
 
 class CompareError(RuntimeError):
@@ -196,7 +207,7 @@ def render(title: str, exps: list[Experiment], seed_keys: set[str], skipped: lis
     if any(len(g.members) > 1 for g in groups):
         lines += ["## Mean ± std across seeds", "",
                   "Experiments that differ only in seed-derived params form one setting; std is the sample std.", ""]
-        for metric, label in HEADLINE.items():
+        for metric, label in headline(exps).items():
             rows = []
             for arm in arms:
                 stats = [g.stats(arm, metric) for g in groups]
@@ -204,14 +215,14 @@ def render(title: str, exps: list[Experiment], seed_keys: set[str], skipped: lis
                 rows.append([arm, *_bold_best([m for m, _, _ in stats], cells)])
             lines += [f"### {label} (%)", "", *_table(["arm", *(g.label for g in groups)], rows), ""]
     lines += ["## By experiment", ""]
-    for metric, label in HEADLINE.items():
+    for metric, label in headline(exps).items():
         rows = []
         for arm in arms:
             cells = [_cell(e.arms.get(arm, {}), metric) for e in exps]
             rows.append([arm, *_bold_best([e.arms.get(arm, {}).get(metric, math.nan) for e in exps], cells)])
         lines += [f"### {label} (%)", "", *_table(["arm", *names], rows), ""]
     if plot_file:
-        lines += [f"![Exact match by arm]({plot_file})", ""]
+        lines += [f"![{HEADLINE[primary_metric(exps)]} by arm]({plot_file})", ""]
     lines += ["Apply one to the workspace: `dvc exp apply <experiment>`; then `dvc repro` is a no-op."]
     if sweep:
         lines.append(f"MLflow: search runs with ``tags.`ragft.sweep` = '{sweep}'`` and compare the parent runs.")
@@ -219,7 +230,7 @@ def render(title: str, exps: list[Experiment], seed_keys: set[str], skipped: lis
 
 
 def plot(exps: list[Experiment], seed_keys: set[str], out: Path, title: str) -> None:
-    """Grouped bars: exact match per arm, one bar per experiment (or per setting, mean ± std over seeds)."""
+    """Grouped bars: the primary metric per arm, one bar per experiment (or per setting, mean ± std over seeds)."""
     from ragft.io import atomic_file
     from ragft.reporting import plots
 
@@ -228,10 +239,11 @@ def plot(exps: list[Experiment], seed_keys: set[str], out: Path, title: str) -> 
     arms = arm_order(exps)
     groups = group_by_setting(exps, seed_keys)
     by_seed = any(len(g.members) > 1 for g in groups)
+    metric = primary_metric(exps)
     series = []  # (label, heights, [below, above] error bars)
     if by_seed:
         for g in groups:
-            st = [g.stats(a, "exact_match") for a in arms]
+            st = [g.stats(a, metric) for a in arms]
             std = [100 * (s if _number(s) else 0) for _, s, _ in st]
             series.append((g.label, [100 * m for m, _, _ in st], [std, std]))
     else:
@@ -239,14 +251,14 @@ def plot(exps: list[Experiment], seed_keys: set[str], out: Path, title: str) -> 
             heights, lo, hi = [], [], []
             for a in arms:
                 m = e.arms.get(a, {})
-                v = m.get("exact_match", math.nan)
-                ci = m.get("exact_match_ci")
+                v = m.get(metric, math.nan)
+                ci = m.get(f"{metric}_ci")
                 heights.append(100 * v if _number(v) else math.nan)
                 ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and _number(v)
                 lo.append(100 * (v - ci[0]) if ok else 0)
                 hi.append(100 * (ci[1] - v) if ok else 0)
             series.append((short_label(e, keys), heights, [lo, hi]))
-    ylabel = "exact match (%)" + (" — mean ± std over seeds" if by_seed else "")
+    ylabel = f"{HEADLINE[metric].lower()} (%)" + (" — mean ± std over seeds" if by_seed else "")
     png = plots.render(plots.grouped_bars, arms, series, ylabel, title)
     with atomic_file(out, "wb") as fh:
         fh.write(png)
@@ -348,7 +360,7 @@ def run(args: argparse.Namespace) -> int:
     seed_keys = seed_derived_keys()
     md_path, png_path = paths.REPORTS / f"sweep_{name}.md", paths.REPORTS / f"sweep_{name}.png"
     title = f"Sweep `{name}`" if sweep else f"Comparison `{name}`"
-    plot(done, seed_keys, png_path, f"Exact match by arm — {name}")
+    plot(done, seed_keys, png_path, f"{HEADLINE[primary_metric(done)]} by arm — {name}")
     text = render(title, done, seed_keys, skipped, plot_file=png_path.name, sweep=sweep)
     from ragft.io import atomic_file
 

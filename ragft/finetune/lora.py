@@ -33,8 +33,13 @@ class FinetuneResult:
 # --------------------------------------------------------------------------- model
 
 
+ALL_LINEAR = "all-linear"  # PEFT's own choice of every linear projection (the output layer aside)
+
+
 def check_target_modules(model: Any, targets: list[str]) -> None:
     """ConfigError before training if a LoRA target names no module of the model."""
+    if targets == [ALL_LINEAR]:
+        return
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name}
     missing = [t for t in targets if t not in names]
     if missing:
@@ -46,7 +51,7 @@ def check_target_modules(model: Any, targets: list[str]) -> None:
         )
         raise ConfigError(
             f"params.yaml: finetune.lora.target_modules {missing} name no module of {type(model).__name__}. "
-            f"Fix: choose from its linear layers: {linear}."
+            f"Fix: choose from its linear layers: {linear}, or [{ALL_LINEAR}]."
         )
 
 
@@ -63,7 +68,7 @@ def lora_model(model: Any, lcfg: Any, seed: int):
         r=lcfg.r,
         lora_alpha=lcfg.alpha,
         lora_dropout=lcfg.dropout,
-        target_modules=targets,
+        target_modules=ALL_LINEAR if targets == [ALL_LINEAR] else targets,
         fan_in_fan_out=conv1d,  # GPT-2 stores its projections transposed (Conv1D)
         task_type="CAUSAL_LM",
     )
@@ -74,7 +79,46 @@ def lora_model(model: Any, lcfg: Any, seed: int):
 # --------------------------------------------------------------------------- training
 
 
-def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any, epochs: float | None = None) -> tuple[Any, float]:
+def check_qlora(fcfg: Any) -> None:
+    """ConfigError before any work when finetune.qlora is asked for where it cannot run."""
+    import importlib.util
+
+    import torch
+
+    if not fcfg.qlora:
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError("params.yaml: field 'finetune.qlora' is true, but 4-bit QLoRA (bitsandbytes) needs a CUDA "
+                          "GPU and this machine has none. Fix: set finetune.qlora=false (LoRA on the full-precision "
+                          "model), or run on a GPU machine.")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("params.yaml: field 'finetune.qlora' is true, but bitsandbytes is not installed. Fix: "
+                          "pip install 'ragft[qlora]' (or set finetune.qlora=false).")
+
+
+def load_for_training(base_dir: str | Path, cfg: Any) -> tuple[Any, Any, dict]:
+    """The base model as training takes it: in `model.dtype` (bf16 on CUDA), or in 4 bits (finetune.qlora)."""
+    from ragft.model.loading import load_generator, resolve_dtype
+
+    fcfg = cfg.finetune
+    dtype = resolve_dtype(cfg.model.dtype)  # for the device training will run on
+    if not fcfg.qlora:
+        return load_generator(base_dir, device="cpu", dtype=dtype)  # the Trainer moves it to the device
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    _, tokenizer, manifest = load_generator(base_dir, device="cpu", dtype=dtype)
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=dtype if dtype != torch.float32 else torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True, quantization_config=quant,
+                                                 device_map={"": 0})
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=bool(fcfg.gradient_checkpointing))
+    return model, tokenizer, manifest
+
+
+def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any, epochs: float | None = None,
+                  bf16: bool = False) -> tuple[Any, float]:
     """Run transformers.Trainer on ``dataset``; return (trainer state, seconds)."""
     import tempfile
 
@@ -89,6 +133,10 @@ def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any, epochs: f
         weight_decay=fcfg.weight_decay,
         seed=fcfg.seed,
         logging_steps=0.01,  # ~100 points on the loss curve
+        bf16=bf16,
+        gradient_checkpointing=bool(fcfg.gradient_checkpointing),
+        # non-reentrant checkpointing needs no gradient on the (frozen) inputs of a LoRA-wrapped model
+        gradient_checkpointing_kwargs={"use_reentrant": False} if fcfg.gradient_checkpointing else None,
     )
     trainer = ExampleMeanTrainer(
         model=model, args=args, train_dataset=dataset, data_collator=padding_collator(tokenizer)
@@ -116,7 +164,6 @@ def finetune(
 
     from ragft.finetune import recipes
     from ragft.finetune.contamination import contamination_guard
-    from ragft.model.loading import load_generator
     from ragft.model.manifest import count_parameters
 
     fcfg = cfg.finetune
@@ -127,10 +174,12 @@ def finetune(
     if fcfg.replay > 0 and not (Path(base_dir) / PRETRAIN_MIX).exists():
         raise ConfigError(
             f"finetune.replay is {fcfg.replay} but {Path(base_dir) / PRETRAIN_MIX} does not exist: replay draws from "
-            "the pretraining mix that only a scratch base model saves. Fix: set finetune.replay=0 for model.source=hub."
+            "the pretraining mix that only the scratch testbed saves. Fix: set finetune.replay=0 (finetune=lora, the "
+            "default recipe, has it at 0)."
         )
 
-    model, tokenizer, base_manifest = load_generator(base_dir, device="cpu")
+    check_qlora(fcfg)
+    model, tokenizer, base_manifest = load_for_training(base_dir, cfg)
     rows = recipes.task_rows(cfg, prepared, tokenizer, recipe, chunks)
     if not rows:
         raise DataError(
@@ -147,7 +196,11 @@ def finetune(
         "fine-tuning %s (%s): %d rows, %d examples, %d trainable parameters",
         recipe, fcfg.mode if recipe == "finetuned" else "raft", len(rows), len(dataset), trainable,
     )
-    state, seconds = train_adapter(model, tokenizer, dataset, fcfg, fcfg.raft.epochs if recipe == "raft" else None)
+    import torch
+
+    bf16 = next(model.parameters()).dtype == torch.bfloat16 or bool(fcfg.qlora)
+    state, seconds = train_adapter(model, tokenizer, dataset, fcfg, fcfg.raft.epochs if recipe == "raft" else None,
+                                   bf16=bf16)
     model.eval()
     model.save_pretrained(out_dir)
 

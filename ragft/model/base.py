@@ -1,4 +1,8 @@
-"""Build the base model folder for either source, with its manifest and its metrics."""
+"""Build the base model folder for any source (scratch, hub, gguf), with its manifest and its metrics.
+
+The model's name in the manifest is what was built or loaded: the scratch model's shape, the hub id and
+revision (or the folder's name), the GGUF file's name; never a name the config gives.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +29,9 @@ class BuiltModel:
 def build_base_model(cfg: Any, out_dir: str | Path, documents: list[dict]) -> BuiltModel:
     """Write the base model (safetensors + tokenizer) into ``out_dir``; return its manifest and metrics."""
     start = time.perf_counter()
-    if cfg.model.source == "scratch":
-        built = _scratch(cfg, Path(out_dir), documents)
-    else:
-        built = _hub(cfg, Path(out_dir))
+    builders = {"scratch": lambda: _scratch(cfg, Path(out_dir), documents), "hub": lambda: _hub(cfg, Path(out_dir)),
+                "gguf": lambda: _gguf(cfg, Path(out_dir))}
+    built = builders[str(cfg.model.source)]()
     built.metrics["build_seconds"] = round(time.perf_counter() - start, 2)
     return built
 
@@ -42,7 +45,7 @@ def _scratch(cfg: Any, out_dir: Path, documents: list[dict]) -> BuiltModel:
     sanity = probe.heldout_probe(model, tokenizer, scfg, cfg)
     manifest = base_manifest(
         source="scratch",
-        name=cfg.model.name,
+        name=f"scratch-gpt2-{scfg.n_layer}x{scfg.n_embd}",
         model=model,
         tokenizer=tokenizer,
         model_dir=out_dir,
@@ -74,7 +77,19 @@ def _hub(cfg: Any, out_dir: Path) -> BuiltModel:
     from ragft.model import hub
 
     model, tokenizer, facts = hub.fetch_hub_model(cfg.model, out_dir)
-    manifest = base_manifest(
-        source="hub", name=cfg.model.name, model=model, tokenizer=tokenizer, model_dir=out_dir, **facts
-    )
+    name = Path(facts["path"]).name if facts["revision"] is None else f"{facts['path']}@{facts['revision'][:12]}"
+    manifest = base_manifest(source="hub", name=name, model=model, tokenizer=tokenizer, model_dir=out_dir, **facts)
+    return BuiltModel(manifest, {"parameters": manifest["parameters"]})
+
+
+def _gguf(cfg: Any, out_dir: Path) -> BuiltModel:
+    from ragft.model import gguf
+
+    source = gguf.locate(cfg.model)  # every check of the file, before the ~20 s of loading it
+    model, tokenizer = gguf.convert(source, out_dir)
+    facts = {"file": source.file.name, "sha256": gguf.sha256(source.file), "origin": source.origin, **source.metadata}
+    manifest = base_manifest(source="gguf", name=source.name, model=model, tokenizer=tokenizer, model_dir=out_dir,
+                             path=cfg.model.path, revision=source.origin.get("revision"), extra={"gguf": facts})
+    log.info("base model %s (%s, %d parameters) from %s", source.name, manifest["architecture"],
+             manifest["parameters"], source.origin)
     return BuiltModel(manifest, {"parameters": manifest["parameters"]})

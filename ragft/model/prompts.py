@@ -4,7 +4,9 @@ fine-tuning and inference, so that every stage shows the model exactly the same 
 The templates come from the config's ``prompt`` group (``closed_book_template``, ``context_template``,
 ``chunk_separator``, ``chat_template``).
 A training example is the prompt followed by the answer and EOS; the loss is on the answer and EOS only,
-which is what inference asks of the model (greedy continuation of the prompt, stopped by EOS).
+which is what inference asks of the model (greedy continuation of the prompt, stopped by EOS). For a chat
+model the prompt is the rendered conversation up to the opened assistant turn, so the loss is on the
+assistant's turn only (its answer and the end-of-turn token, which is the tokenizer's EOS).
 """
 
 from __future__ import annotations
@@ -33,14 +35,17 @@ def join_contexts(texts: list[str], cfg: Any) -> str:
 
 
 def chat_wrap(prompt: str, tokenizer: Any, cfg: Any) -> str:
-    """Wrap ``prompt`` as a user turn when the config asks for it (``prompt.chat_template``) and the
-    tokenizer has a chat template. The scratch model has none, so its prompts pass through unchanged.
+    """``prompt`` as the user turn of a chat (after the config's system turn, if any), rendered by the
+    tokenizer's chat template with the assistant's turn opened, when the config asks for it
+    (``prompt.chat_template``) and the tokenizer has a template. The scratch model has none, so its prompts
+    pass through unchanged. (SmolLM2's template puts its own system turn in when none is given: ours is.)
     """
-    if _templates(cfg).chat_template and getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return prompt
+    templates = _templates(cfg)
+    if not (templates.chat_template and getattr(tokenizer, "chat_template", None)):
+        return prompt
+    system = getattr(templates, "system", None)
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def build_prompt(question: str, cfg: Any, *, context: str | None = None, tokenizer: Any = None) -> str:

@@ -55,7 +55,8 @@ def evaluate(cfg, run) -> None:
     scores, preds = scoring.evaluate_arms(arms, qa, chunks, paths.PREDICTIONS, use_ragas=ev.ragas)
     boot = factorial.Bootstrap(ev.bootstrap_resamples, ev.confidence, ev.seed)
     contamination = contamination_report(qa, chunks, trained, seed=ev.seed)
-    doc = factorial.metrics_document(scores, boot, {"contamination": contamination})
+    metric = str(ev.primary_metric)
+    doc = factorial.metrics_document(scores, boot, {"contamination": contamination}, metric=metric)
     judged = None
     if ev.judge.enabled:  # LLM-judged ragas metrics; NaN judgements stay NaN (null) and are counted
         texts_by_chunk, _ = scoring.chunk_texts(chunks)
@@ -63,7 +64,7 @@ def evaluate(cfg, run) -> None:
         for arm, row in judged["arms"].items():
             doc["arms"][arm].update(json_safe(row))
         doc["judge"] = json_safe({"settings": judged["settings"], "failures": judged["failures"]})
-    doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence))
+    doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence, metric))
     scoring_seconds = time.perf_counter() - t0
     log.info("scored %d arms x %d questions in %.1f s", len(arms), len(qa), scoring_seconds)
 
@@ -81,7 +82,8 @@ def evaluate(cfg, run) -> None:
     with atomic_file(paths.PER_QUESTION) as fh:
         table.to_csv(fh, index=False)
     with atomic_file(paths.METRIC_BY_ARM_PLOT) as fh:
-        writer = csv.DictWriter(fh, fieldnames=["arm", "exact_match", "f1"], extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(fh, fieldnames=["arm", "match", "exact_match", "f1"], extrasaction="ignore",
+                                lineterminator="\n")
         writer.writeheader()
         writer.writerows({"arm": a, **m} for a, m in doc["arms"].items())
     written = write_reports(report)

@@ -29,7 +29,8 @@ def infer(cfg, run) -> None:
 
     rows = read_contexts(paths.context_file(arm.context))
     adapter = paths.model_dir(arm.model) if arm.is_tuned else None
-    model, tokenizer, manifest = load_generator(paths.BASE_MODEL, adapter)
+    model, tokenizer, manifest = load_generator(paths.BASE_MODEL, adapter, dtype=cfg.model.dtype,
+                                                merge=cfg.inference.merge_adapter)
     log.info("arm %s: %d questions, generator %s%s", arm.name, len(rows), manifest.get("name", "?"),
              " + LoRA" if adapter else "")
 

@@ -19,7 +19,8 @@ from ragft.evaluation.factorial import EFFECT_LABELS, EFFECTS
 from ragft.io import flatten
 
 TITLE = "RAG or fine-tuning? Results"
-ANSWER_METRICS = (("exact_match", "exact match"), ("f1", "token F1"))
+ANSWER_METRICS = (("match", "answer match"), ("exact_match", "exact match"), ("f1", "token F1"))
+METRIC_SHORT = {"match": "match", "exact_match": "EM", "f1": "F1"}
 RAGAS_METRICS = (
     ("string_similarity", "string similarity"),
     ("rouge", "ROUGE-L"),
@@ -58,10 +59,10 @@ def natural_key(key: str) -> list:
 
 
 def generator_text(manifest: dict) -> str:
-    """'name (source, N M parameters)' of a base model's manifest."""
+    """'name (source, architecture, N M parameters)' of a base model's manifest."""
     if not manifest:
         return "?"
-    details = [str(manifest.get("source", "?"))]
+    details = [str(manifest.get("source", "?"))] + ([manifest["architecture"]] if manifest.get("architecture") else [])
     if isinstance(manifest.get("parameters"), int):
         details.append(f"{manifest['parameters'] / 1e6:.1f} M parameters")
     return f"{manifest.get('name', '?')} ({', '.join(details)})"
@@ -74,6 +75,7 @@ class Report:
     verdict: dict                           # metrics.json's verdict: text, metric, confidence, best_arms
     arms: dict[str, dict]                   # arm → its metrics (+ "<metric>_ci"), in the experiment's order
     n_questions: int
+    metric: str = "exact_match"             # the primary metric: what the verdict, effects and differences are about
     confidence: float = 0.95
     generator: str = ""                     # the base model, in words
     notes: list[str] = field(default_factory=list)  # paragraphs under the verdict (the testbed note)
@@ -86,10 +88,18 @@ class Report:
     finetune: dict[str, dict] = field(default_factory=dict)  # fine-tuned model → its training metrics
     loss_curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     timings: dict[str, dict] = field(default_factory=dict)   # arm → timings.json
-    attributes: list[dict] = field(default_factory=list)     # {attribute, n, exact_match: {arm: value}}
+    attributes: list[dict] = field(default_factory=list)     # {attribute, n, score: {arm: the primary metric}}
     examples: list[dict] = field(default_factory=list)       # see pick_examples
     judge: dict | None = None                               # ragft.evaluation.judge.judge_arms(...)
     title: str = TITLE
+
+    @property
+    def metric_label(self) -> str:
+        return dict(ANSWER_METRICS)[self.metric]
+
+    @property
+    def metric_short(self) -> str:
+        return METRIC_SHORT[self.metric]
 
     @property
     def labels(self) -> dict[str, str]:
@@ -124,7 +134,7 @@ class Report:
         out = []
         for arm, m in self.arms.items():
             t = self.timings.get(arm, {})
-            out.append({"arm": arm, "exact_match": m.get("exact_match"),
+            out.append({"arm": arm, "score": m.get(self.metric),
                         "prompt_tokens": m.get("mean_prompt_tokens", t.get("mean_prompt_tokens")),
                         "latency": t.get("mean_latency_seconds"), "questions_per_second": t.get("questions_per_second")})
         return out
@@ -161,8 +171,8 @@ def retrieval_tables(retrieval: dict) -> tuple[list[tuple[str, dict]], list[tupl
     return sorted(at_k.items(), key=lambda kv: natural_key(kv[0])), other
 
 
-def attribute_rows(qa: list[dict], per_question: dict[str, list[dict]]) -> list[dict]:
-    """EM per question attribute and arm (empty when the questions carry no attribute)."""
+def attribute_rows(qa: list[dict], per_question: dict[str, list[dict]], metric: str = "exact_match") -> list[dict]:
+    """``metric`` per question attribute and arm (empty when the questions carry no attribute)."""
     attrs = sorted({q.get("attribute") or "" for q in qa})
     if attrs in ([], [""]):
         return []
@@ -171,18 +181,18 @@ def attribute_rows(qa: list[dict], per_question: dict[str, list[dict]]) -> list[
         idx = [i for i, q in enumerate(qa) if (q.get("attribute") or "") == attr]
         em = {}
         for arm, scores in per_question.items():
-            values = [scores[i]["exact_match"] for i in idx if not is_nan(scores[i]["exact_match"])]
+            values = [scores[i][metric] for i in idx if not is_nan(scores[i][metric])]
             em[arm] = sum(values) / len(values) if values else math.nan
-        rows.append({"attribute": attr or "(none)", "n": len(idx), "exact_match": em})
+        rows.append({"attribute": attr or "(none)", "n": len(idx), "score": em})
     return rows
 
 
 def pick_examples(qa: list[dict], per_question: dict[str, list[dict]], contexts: dict[str, dict[str, list]],
-                  n: int) -> list[dict]:
-    """``n`` questions for the reader, those the arms disagree on first (they show what differs), in
-    eval order; each with every arm's answer and what each context arm put in the prompt."""
+                  n: int, metric: str = "exact_match") -> list[dict]:
+    """``n`` questions for the reader, those the arms disagree on (by ``metric``) first (they show what
+    differs), in eval order; each with every arm's answer and what each context arm put in the prompt."""
     def disagree(i: int) -> bool:
-        return len({s[i]["exact_match"] for s in per_question.values() if not is_nan(s[i]["exact_match"])}) > 1
+        return len({s[i][metric] for s in per_question.values() if not is_nan(s[i][metric])}) > 1
 
     order = [i for i in range(len(qa)) if disagree(i)] + [i for i in range(len(qa)) if not disagree(i)]
     out = []
@@ -208,16 +218,18 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
                  index: dict | None = None, judge: dict | None = None, examples: int = 5) -> Report:
     """The report of one experiment from what the evaluate stage computed.
 
-    ``doc``: metrics.json's document; ``per_question``: arm → rows {answer, exact_match, f1} in ``qa``
+    ``doc``: metrics.json's document; ``per_question``: arm → rows {answer, match, exact_match, f1} in ``qa``
     order; ``contexts``: context arm → qid → the chunks in the prompt.
     """
     arm_names = arms_vocabulary.order(doc["arms"])
+    metric = doc["primary_metric"]
     base_manifest = base_manifest or {}
     notes = [TESTBED_NOTE.format(name=base_manifest.get("name", "scratch"))] if base_manifest.get("testbed") else []
     at_k, other = retrieval_tables(retrieval or {})
     shown_contexts = {k: v for k, v in (contexts or {}).items() if k != arms_vocabulary.Context.none}
     return Report(
         verdict=doc["verdict"],
+        metric=metric,
         arms={a: doc["arms"][a] for a in arm_names},
         n_questions=max((m.get("n", 0) or 0 for m in doc["arms"].values()), default=0),
         confidence=doc.get("bootstrap", {}).get("confidence", 0.95),
@@ -232,7 +244,8 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         finetune=finetune or {},
         loss_curves={m: c for m, c in (loss_curves or {}).items() if c},
         timings={a: t for a, t in (timings or {}).items() if a in doc["arms"]},
-        attributes=attribute_rows(qa, per_question),
-        examples=pick_examples(qa, {a: per_question[a] for a in arm_names if a in per_question}, shown_contexts, examples),
+        attributes=attribute_rows(qa, per_question, metric),
+        examples=pick_examples(qa, {a: per_question[a] for a in arm_names if a in per_question}, shown_contexts,
+                               examples, metric),
         judge=judge,
     )

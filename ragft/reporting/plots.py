@@ -127,9 +127,9 @@ def metric_bars(arms: dict[str, dict], metrics: Sequence[tuple[str, str]], title
     return fig
 
 
-def effects_forest(rows: Sequence[dict], confidence: float = 0.95):
+def effects_forest(rows: Sequence[dict], confidence: float = 0.95, metric: str = "EM"):
     """The factorial effects (the report model's effect rows: model, label, estimate, CI, significant) in
-    EM points, one row each; filled markers where the CI excludes 0."""
+    points of ``metric``, one row each; filled markers where the CI excludes 0."""
     if not rows:
         return None
     models = ordered([r["model"] for r in rows], MODELS)
@@ -158,7 +158,7 @@ def effects_forest(rows: Sequence[dict], confidence: float = 0.95):
             ax.axhline(y - 0.5, color="#cccccc", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [f"{e['model']}: {e['label']}" for e in rows])
     ax.invert_yaxis()
-    ax.set_xlabel(f"EM points (estimate and {100 * confidence:g}% paired bootstrap CI; filled/blue: CI excludes 0)")
+    ax.set_xlabel(f"{metric} points (estimate and {100 * confidence:g}% paired bootstrap CI; filled/blue: CI excludes 0)")
     ax.grid(axis="y", visible=False)
     return fig
 
@@ -185,9 +185,10 @@ def recall_curve(points: Sequence[tuple[float, float]], extra: dict[str, Sequenc
 
 
 def attribute_heatmap(
-    attributes: Sequence[str], arms: Sequence[str], em: Sequence[Sequence[float]], counts: Sequence[int]
+    attributes: Sequence[str], arms: Sequence[str], em: Sequence[Sequence[float]], counts: Sequence[int],
+    metric: str = "EM",
 ):
-    """EM (%) per question attribute (rows) and arm (columns), each cell annotated."""
+    """``metric`` (%) per question attribute (rows) and arm (columns), each cell annotated."""
     if not attributes or not arms:
         return None
     import numpy as np
@@ -211,7 +212,7 @@ def attribute_heatmap(
     ax.set_xticks(range(len(arms)), arms, rotation=35, ha="right")
     ax.set_yticks(range(len(attributes)), [f"{a} (n={n})" for a, n in zip(attributes, counts)])
     ax.grid(False)
-    fig.colorbar(image, ax=ax, label="EM (%)", shrink=0.8)
+    fig.colorbar(image, ax=ax, label=f"{metric} (%)", shrink=0.8)
     return fig
 
 
@@ -240,15 +241,15 @@ def loss_curves(curves: dict[str, Sequence[tuple[float, float]]]):
     return fig
 
 
-def cost_quality(points: Sequence[dict]):
-    """EM against mean prompt tokens and against latency per question, one point per arm
-    (``points``: {arm, exact_match, prompt_tokens, latency})."""
+def cost_quality(points: Sequence[dict], metric: str = "EM"):
+    """The primary metric against mean prompt tokens and against latency per question, one point per arm
+    (``points``: {arm, score, prompt_tokens, latency})."""
     panels = [
         (k, lab)
         for k, lab in (("prompt_tokens", "mean prompt tokens per question"), ("latency", "latency per question (ms)"))
         if any(not _nan(p.get(k)) for p in points)
     ]
-    points = [p for p in points if not _nan(p.get("exact_match"))]
+    points = [p for p in points if not _nan(p.get("score"))]
     if not panels or not points:
         return None
     models, contexts = models_of(p["arm"] for p in points), contexts_of(p["arm"] for p in points)
@@ -262,7 +263,7 @@ def cost_quality(points: Sequence[dict]):
             x = 1000 * p[key] if key == "latency" else p[key]
             ax.scatter(
                 [x],
-                [100 * p["exact_match"]],
+                [100 * p["score"]],
                 s=45,
                 color=_colour(ctx, contexts),
                 marker=_marker(model, models),
@@ -271,7 +272,7 @@ def cost_quality(points: Sequence[dict]):
                 zorder=3,
             )
         ax.set_xlabel(label)
-        ax.set_ylabel("EM (%)")
+        ax.set_ylabel(f"{metric} (%)")
         ax.set_ylim(-3, 105)
         ax.margins(x=0.15)
     from matplotlib.lines import Line2D

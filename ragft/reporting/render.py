@@ -99,14 +99,14 @@ def make_figures(report: Report) -> dict[str, bytes]:
         "metrics_by_arm": plots.render(plots.metric_bars, report.arms, ANSWER_METRICS, "Answer quality by arm", level_),
         "ragas_by_arm": plots.render(plots.metric_bars, report.arms, RAGAS_METRICS, "ragas metrics (no LLM) by arm",
                                      level_),
-        "effects": plots.render(plots.effects_forest, report.effects, level_),
+        "effects": plots.render(plots.effects_forest, report.effects, level_, report.metric_short),
         "recall_at_k": plots.render(plots.recall_curve, recall, {"nDCG@k": ndcg} if ndcg else None),
-        "em_by_attribute": plots.render(
+        "score_by_attribute": plots.render(
             plots.attribute_heatmap, [r["attribute"] for r in report.attributes], attr_arms,
-            [[r["exact_match"].get(a) for a in attr_arms] for r in report.attributes],
-            [r["n"] for r in report.attributes]),
+            [[r["score"].get(a) for a in attr_arms] for r in report.attributes],
+            [r["n"] for r in report.attributes], report.metric_short),
         "finetune_loss": plots.render(plots.loss_curves, report.loss_curves),
-        "cost_quality": plots.render(plots.cost_quality, report.costs),
+        "cost_quality": plots.render(plots.cost_quality, report.costs, report.metric_short),
     }
     return {k: v for k, v in figures.items() if v is not None}
 

@@ -59,7 +59,10 @@ def test_metrics_have_every_arm(repo):
     assert doc["contamination"]["finetune_vs_eval"]["raft"] == {"exact": 0, "near_duplicates": 0}
     retrieval = json.loads((repo.root / paths.RETRIEVAL_METRICS).read_text())
     assert 0.0 <= retrieval["recall@1"] <= retrieval["recall@10"] <= 1.0
-    assert (repo.root / paths.COMPARISON_REPORT).read_text().strip()
+    verdict = doc["verdict"]
+    assert verdict["confidence"] == 0.95 and verdict["metric"] == "exact_match" and set(verdict["best_arms"]) <= set(doc["arms"])
+    assert "**Verdict:** " in (repo.root / paths.COMPARISON_REPORT).read_text()
+    assert verdict["text"].split(";")[0].replace("&", "&amp;") in (repo.root / paths.HTML_REPORT).read_text()
 
 
 def test_mlflow_holds_a_run_for_every_stage(repo):
@@ -187,6 +190,34 @@ def test_model_change_touches_base_model_only_upstream_of_its_users(repo):
 def test_dataset_change_touches_prepare_and_everything_downstream(repo):
     assert changed_stages(repo, "experiment/tiny.yaml", "n_people: 16", "n_people: 12") == {"prepare"}
     assert downstream(repo, "prepare") == stage_names(repo) - {"prepare", "check_params"}
+
+
+def changed_by_editing(repo: PipelineRepo, path: str) -> set[str]:
+    """Edit a code file (a comment), and ask `dvc status` which stages changed."""
+    file = repo.root / path
+    file.write_text(file.read_text() + "\n# an edit\n")
+    try:
+        return set(json.loads(repo.dvc("status", "--json").stdout))
+    finally:
+        repo.reset()
+
+
+PREPARED_READERS = {"chunk", "embed", "retrieve", "contexts", "base_model", "evaluate"} | FINETUNES
+
+
+@pytest.mark.parametrize(("path", "stages"), [
+    ("ragft/pipeline/contexts.py", {"contexts"}),                        # a stage's body: that stage
+    ("stages/contexts.py", {"contexts"}),
+    ("ragft/retrieval/search.py", {"retrieve"}),
+    ("ragft/model/prompts.py", {"base_model"} | FINETUNES | ARMS),      # the generator package
+    ("ragft/finetune/raft.py", FINETUNES),
+    ("ragft/reporting/templates/report.html.j2", {"evaluate"}),
+    ("ragft/arms.py", {"evaluate"}),
+    ("ragft/data/rows.py", {"prepare"} | PREPARED_READERS),             # prepare: all of ragft/data
+    ("ragft/config/schema.py", {"check_params"}),
+])
+def test_editing_code_reruns_exactly_its_stages(repo, path, stages):
+    assert changed_by_editing(repo, path) == stages
 
 
 def test_editing_conf_without_recomposing_is_refused(repo):

@@ -48,8 +48,9 @@ def test_ann_benchmark_shape_and_recall(small_ann):
     res = small_ann
     assert set(res["engines"]) == {"flat", "hnsw", "ivf_flat", "ivf_pq"}
     assert res["engines"]["flat"]["best"]["recall@10"] == 1.0
+    assert res["engines"]["hnsw"]["build_s"] > res["engines"]["flat"]["build_s"]  # a graph costs more than a copy
     for eng in res["engines"].values():
-        assert eng["build_s"] >= 0 and eng["bytes"] > 0
+        assert eng["bytes"] > 0
         for row in eng["sweep"]:
             assert 0.0 <= row["recall@10"] <= 1.0 and row["qps"] > 0
             assert row["speedup"] == pytest.approx(row["qps"] / res["flat_qps"], rel=0.01, abs=0.01)

@@ -243,7 +243,7 @@ def test_saved_models_are_safetensors_only(tmp_path, word_tokenizer, tiny_cfg):
         tmp_path / "src"
     )
     word_tokenizer.save_pretrained(tmp_path / "src")
-    cfg = validate(OmegaConf.merge(tiny_cfg, {"model": {"source": "hub", "path": str(tmp_path / "src"), "name": "t"}}))
+    cfg = validate(OmegaConf.merge(tiny_cfg, {"model": {"source": "hub", "path": str(tmp_path / "src")}}))
     build_base_model(cfg, tmp_path / "models/base", [])
     assert_no_pickled_weights(tmp_path / "models")
 

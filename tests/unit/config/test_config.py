@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,8 @@ def test_params_yaml_is_fresh_composition_of_conf():
     assert load_params("params.yaml") == compose_conf(), "params.yaml is stale: run `make params`"
 
 
-NOT_GROUPS = {"accelerate"}  # accelerate/: `accelerate launch` configs (finetune.accelerate), not Hydra groups
-GROUP_OPTIONS = sorted(
-    (group.name, option.stem)
-    for group in CONF.iterdir()
-    if group.is_dir() and group.name not in NOT_GROUPS
-    for option in group.glob("*.yaml")
-)
+GROUP_OPTIONS = sorted((group.name, option.stem) for group in CONF.iterdir() if group.is_dir()
+                       for option in group.glob("*.yaml"))
 
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
@@ -31,11 +27,27 @@ def test_every_config_option_composes_and_validates(group, option):
     validate(cfg, source=f"conf/{group}/{option}.yaml")
 
 
-def test_every_group_has_a_schema_section():
-    cfg = compose_conf()
-    for group in CONF.iterdir():
-        if group.is_dir() and group.name not in {"experiment", *NOT_GROUPS}:
-            assert group.name in cfg, f"conf/{group.name} is not composed into the config"
+def test_every_group_is_composed_typed_by_its_schema():
+    """Each conf/ group is in the composition as its schema's dataclass (so composition type-checks it),
+    and each option file extends the schema (directly, or through another option of its group)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from ragft.config.schema import GROUPS, register
+
+    register()
+    with initialize_config_dir(config_dir=str(CONF.resolve()), version_base=None):
+        cfg = compose(config_name="config")
+    groups = {g.name for g in CONF.iterdir() if g.is_dir() and g.name != "experiment"}
+    assert groups == set(GROUPS)
+    for group, schema in GROUPS.items():
+        assert OmegaConf.get_type(cfg, group) is schema, group
+        options = {p.stem: p.read_text() for p in (CONF / group).glob("*.yaml")}
+        for name, text in options.items():
+            first = next(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
+            parents = re.findall(r"[\w]+", text.split("defaults:", 1)[1].split("\n\n")[0]) if "defaults:" in text else []
+            assert first.startswith("defaults:") and (f"{group}_schema" in parents or set(parents) & set(options)), (
+                f"conf/{group}/{name}.yaml does not extend {group}_schema")
 
 
 BAD = [

@@ -144,7 +144,7 @@ def test_undefined_context_scores_stay_nan(no_network):
     assert math.isnan(arm.per_question[1]["context_recall"]) and math.isnan(arm.per_question[2]["context_precision"])
     assert arm.metrics["context_recall"] == 1.0  # the mean over defined scores, not dragged to 0 by NaN
     without_ragas = scoring.score_arm("x-retrieved", QA, preds, texts, gold, use_ragas=False)
-    assert set(without_ragas.metrics) == {"n", "exact_match", "f1", "mean_prompt_tokens"}
+    assert set(without_ragas.metrics) == {"n", "match", "exact_match", "f1", "mean_answer_words", "mean_prompt_tokens"}
     none_defined = scoring.score_arm("y-retrieved", QA, preds, texts, {})
     assert math.isnan(none_defined.metrics["context_precision"])
     assert factorial.metrics_table({"y-retrieved": none_defined})["y-retrieved"]["context_precision"] is None
@@ -197,7 +197,7 @@ def test_evaluate_arms_on_fixture(tmp_path, no_network):
     )
     assert "retrieval_gap" not in eff  # no oracle arm in this fixture
     doc = factorial.metrics_document(scores, factorial.Bootstrap(200, 0.9, 1))
-    assert set(doc) == {"arms", "differences", "effects", "bootstrap"}  # the verdict is the stage's addition
+    assert set(doc) == {"arms", "differences", "effects", "bootstrap", "primary_metric"}  # + the stage's verdict
     lo, hi = doc["arms"]["base-retrieved"]["exact_match_ci"]
     assert lo <= doc["arms"]["base-retrieved"]["exact_match"] <= hi
     table = scoring.per_question_table(QA, scores)
@@ -230,7 +230,7 @@ def test_evaluate_stage_writes_outputs_and_mlflow_summary(tmp_path, monkeypatch,
     with open(paths.PER_QUESTION, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["qid"] for r in rows] == ["q1", "q2", "q3"] and rows[1]["base-retrieved.answer"] == "Acme"
-    assert Path(paths.METRIC_BY_ARM_PLOT).read_text().splitlines()[0] == "arm,exact_match,f1"
+    assert Path(paths.METRIC_BY_ARM_PLOT).read_text().splitlines()[0] == "arm,match,exact_match,f1"
     report = Path(paths.COMPARISON_REPORT).read_text()
     assert "**Verdict:** On this corpus, RAG (base + retrieved) and LoRA fine-tuning" in report
     assert "testbed, not a real LLM" in report
@@ -271,3 +271,63 @@ def test_evaluate_stage_with_the_judge_logs_scores_and_settings_not_the_key(tmp_
     assert all(v is None or 0.0 <= v <= 1.0 for k, v in scored.items() if k.startswith("judge_") and k.count("_") == 1)
     everything = Path(paths.EVAL_METRICS).read_text() + Path(paths.HTML_REPORT).read_text()
     assert key not in everything
+
+
+# --------------------------------------------------------------------------- free-form answers: match, the primary metric
+
+
+@pytest.mark.parametrize(("prediction", "gold", "expected"), [
+    ("Lars Young is employed by Summit Textiles.", "Summit Textiles", 1.0),   # a sentence holding the answer
+    ("summit  textiles", "Summit Textiles", 1.0),                           # normalised
+    ("The answer is Summit.", "Summit Textiles", 0.0),                      # part of the answer is not the answer
+    ("He was born in 19501.", "1950", 0.0),                                 # whole words only
+    ("Born on December 21, 1950 in Oslo", "December 21, 1950", 1.0),
+    ("anything", "", 0.0),                                                  # an empty gold never matches
+    ("the", "The", 0.0),                                                    # normalises to nothing
+])
+def test_match_is_containment_of_the_normalised_gold_as_whole_words(prediction, gold, expected):
+    assert answers.match_score(prediction, gold) == expected
+
+
+def test_match_takes_the_best_gold_and_every_arm_reports_answer_length(no_network):
+    assert answers.max_over_ground_truths(answers.match_score, "It is NYC, of course", ["New York", "nyc"]) == 1.0
+    preds = {q["qid"]: {"qid": q["qid"], "answer": f"I think the answer is {q['answer']}."} for q in QA}
+    arm = scoring.score_arm("x-none", QA, preds, {}, None, use_ragas=False)
+    assert arm.metrics["match"] == 1.0 and arm.metrics["exact_match"] == 0.0
+    assert arm.metrics["mean_answer_words"] == pytest.approx((6 + 7 + 6) / 3)
+
+
+def _scores(columns: dict[str, dict[str, list[float]]]) -> dict:
+    return {arm: scoring.ArmScores(arm, {}, [dict(zip(cols, values)) for values in zip(*cols.values())])
+            for arm, cols in columns.items()}
+
+
+def test_the_primary_metric_decides_differences_effects_and_mcnemar():
+    # match says the retrieved arm wins 3 of 4; EM says nothing differs (both arms answer in sentences)
+    scores = _scores({
+        "base-none": {"match": [0, 0, 0, 1], "exact_match": [0, 0, 0, 0], "f1": [0.1, 0.1, 0.1, 0.5]},
+        "base-retrieved": {"match": [1, 1, 1, 1], "exact_match": [0, 0, 0, 0], "f1": [0.5, 0.5, 0.5, 0.5]},
+    })
+    boot = factorial.Bootstrap(200, 0.95, 0)
+    by_match = factorial.compare_arms(scores, boot, metric="match")["base-retrieved vs base-none"]
+    assert by_match["metric"] == "match" and by_match["diff"] == 0.75 and (by_match["only_a"], by_match["only_b"]) == (3, 0)
+    by_em = factorial.compare_arms(scores, boot, metric="exact_match")["base-retrieved vs base-none"]
+    assert by_em["diff"] == 0.0 and by_em["p_value"] == 1.0
+    by_f1 = factorial.compare_arms(scores, boot, metric="f1")["base-retrieved vs base-none"]
+    assert by_f1["diff"] == pytest.approx(0.3) and by_f1["p_value"] is None  # McNemar needs right/wrong outcomes
+    assert factorial.effects(scores, boot, metric="match")["base"]["retrieval_gain"]["estimate"] == 0.75
+    doc = factorial.metrics_document(scores, boot, metric="match")
+    assert doc["primary_metric"] == "match" and doc["differences"]["base-retrieved vs base-none"]["diff"] == 0.75
+
+
+def test_the_evaluate_stage_speaks_of_its_primary_metric(tmp_path, default_cfg, no_network):
+    write_fixture(tmp_path)
+    cfg = OmegaConf.merge(default_cfg, {"eval": {"ragas": False, "primary_metric": "f1"}})
+    cfg.arms.models, cfg.arms.contexts = ["base", "finetuned"], ["none", "retrieved"]
+    cfg.arms.trained = {"finetuned": "data/prepared"}
+    doc = run_evaluate(tmp_path, cfg)
+    assert doc["primary_metric"] == "f1" and doc["verdict"]["metric"] == "f1"
+    assert " F1 points" in doc["verdict"]["text"] and "EM points" not in doc["verdict"]["text"]
+    assert all(d["metric"] == "f1" for d in doc["differences"].values())
+    md = (tmp_path / paths.COMPARISON_REPORT).read_text()
+    assert "The primary metric is **token F1**" in md and "| F1 points |" in md

@@ -63,8 +63,8 @@ def tiny(tiny_dir):
 
 
 @pytest.fixture
-def cfg(default_cfg):
-    return OmegaConf.merge(default_cfg, {"inference": {"batch_size": 3, "max_new_tokens": 6}})
+def cfg(tiny_cfg):  # the word-level prompts of the scratch generator these tests build
+    return OmegaConf.merge(tiny_cfg, {"inference": {"batch_size": 3, "max_new_tokens": 6}})
 
 
 def context_rows() -> list[dict]:

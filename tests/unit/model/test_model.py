@@ -236,7 +236,7 @@ def save_tiny_gpt2(path, tokenizer):
 
 
 def hub_cfg(cfg, **model):
-    return OmegaConf.merge(cfg, {"model": {"source": "hub", "name": "tiny-local", "revision": None, **model}})
+    return OmegaConf.merge(cfg, {"model": {"source": "hub", "revision": None, **model}})
 
 
 def test_hub_source_copies_a_local_model(tiny_cfg, tiny_tokenizer, tmp_path):
@@ -246,6 +246,7 @@ def test_hub_source_copies_a_local_model(tiny_cfg, tiny_tokenizer, tmp_path):
     built = base.build_base_model(hub_cfg(tiny_cfg, path=str(tmp_path / "src")), out, [])
     m = built.manifest
     assert m["source"] == "hub" and m["testbed"] is False and m["path"] == str(tmp_path / "src")
+    assert m["name"] == "src" and m["architecture"] == "GPT2LMHeadModel"  # what was loaded, not a preset's name
     assert m["revision"] is None and m["weights_sha256"].startswith("sha256:")
     assert m["parameters"] == sum(p.numel() for p in original.parameters())
     assert m["chat_template"] is False and m["trust_remote_code"] is False

@@ -19,7 +19,7 @@ from ragft.reporting.render import escape_md, number, pct
 from ragft.reporting.summary import summary_text
 from tests.helpers import XSS, run_evaluate, write_evaluate_inputs
 
-FIGURES = {"metrics_by_arm", "ragas_by_arm", "effects", "recall_at_k", "em_by_attribute", "finetune_loss",
+FIGURES = {"metrics_by_arm", "ragas_by_arm", "effects", "recall_at_k", "score_by_attribute", "finetune_loss",
            "cost_quality"}
 
 
@@ -47,14 +47,14 @@ def _text(el: ET.Element) -> str:
 def test_the_verdict_is_stored_with_its_level_and_shown_by_both_reports_and_the_summary(evaluated):
     root, doc, _ = evaluated
     v = doc["verdict"]
-    assert v["metric"] == "exact_match" and v["confidence"] == 0.95 and v["best_arms"]
+    assert v["metric"] == doc["primary_metric"] == "match" and v["confidence"] == 0.95 and v["best_arms"]
     assert v["text"].startswith("On this corpus, RAG (base + retrieved)") and "(95% CI " in v["text"]
     md = (root / paths.COMPARISON_REPORT).read_text()
     assert md.splitlines()[2] == "**Verdict:** " + escape_md(v["text"])
     _, html = page_of(root)
     assert v["text"] in _text(html)
     out = summary_text(root)
-    assert out.splitlines()[0] == v["text"]
+    assert out.splitlines()[0] == "Generator: ?. Primary metric: match." and out.splitlines()[1] == v["text"]
     em = doc["arms"]["base-retrieved"]["exact_match"]
     assert re.search(rf"base-retrieved\s+{100 * em:.1f}", out)
     assert "make mlflow-ui" in out and "http://127.0.0.1:5000" in out and "sqlite:///" in out
@@ -66,8 +66,8 @@ def test_another_confidence_level_reaches_every_interval_label(evaluated, tmp_pa
     doc = run_evaluate(tmp_path / "p", OmegaConf.merge(cfg, {"eval": {"confidence": 0.9, "ragas": False}}))
     assert doc["verdict"]["confidence"] == 0.9 and "(90% CI" in doc["verdict"]["text"]
     md = (tmp_path / "p" / paths.COMPARISON_REPORT).read_text()
-    assert "EM (%) [90% CI]" in md and "95%" not in md
-    assert "EM 90% CI" in summary_text(tmp_path / "p")
+    assert "match (%) [90% CI]" in md and "EM (%) [90% CI]" in md and "95%" not in md
+    assert "match 90% CI" in summary_text(tmp_path / "p")
 
 
 def test_summary_says_what_to_run_when_there_are_no_results(tmp_path):
@@ -94,7 +94,7 @@ def test_markdown_shows_every_arm_with_its_interval_and_the_sections(evaluated):
     root, doc, _ = evaluated
     md = (root / paths.COMPARISON_REPORT).read_text()
     for title in ("## All arms", "## Effects", "## Are the differences real?", "## Contamination check",
-                  "## Retrieval", "## Costs", "## Exact match (%) by question attribute", "## Examples"):
+                  "## Retrieval", "## Costs", "## Answer match (%) by question attribute", "## Examples"):
         assert title in md, title
     m = doc["arms"]["raft-oracle"]
     row = next(line for line in md.splitlines() if line.startswith("| raft-oracle |"))

