@@ -1,7 +1,9 @@
 """Run every benchmark in one process, side by side, and write reports/bench.json + reports/bench.md.
 
 Each benchmark is a module of bench/ with ``main(argv) -> dict`` returning one row:
-``{"name", "figures", "value", "ratio", "goal", "met", "notes", "detail"}`` (``met`` None: no goal).
+``{"name", "figures", "value", "ratio", "goal", "met", "notes", "detail"}`` (``met`` None: no goal), or
+``{"name", "rows": [row, ...]}`` for rows that must be measured in one process (the machine's peak and
+the efficiencies that are ratios to it).
 Figures are ratios measured within one run, because these machines are shared and noisy; absolute
 times are context. A benchmark that is missing or fails gets a row saying so; the others still run.
 
@@ -41,6 +43,8 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "generation": ("bench.generation", [], ["--questions", "128", "--rounds", "1"]),
     "pipeline": ("bench.pipeline", [], ["--repeats", "3"]),
     "finetune": ("bench.finetune", [], ["--rounds", "1"]),
+    "flops": ("bench.flops", [], ["--quick"]),                 # machine_peak + flop_efficiency
+    "stage_overhead": ("bench.stage_overhead", [], ["--runs", "3"]),
 }
 
 
@@ -114,8 +118,10 @@ def main(argv: list[str] | None = None) -> dict:
                 bench_argv.append("--cold")
             log.info("benchmark %s %s", name, " ".join(bench_argv))
             row = run_one(name, bench_argv)
-        results["benchmarks"].append(row)
-        log.info("%s: %s (goal: %s; met: %s)", name, row.get("value"), row.get("goal"), row.get("met"))
+        for r in row.pop("rows", None) or [row]:
+            r.setdefault("seconds", row.get("seconds"))
+            results["benchmarks"].append(r)
+            log.info("%s: %s (goal: %s; met: %s)", r["name"], r.get("value"), r.get("goal"), r.get("met"))
 
     from bench.report import write_report
 

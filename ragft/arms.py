@@ -1,8 +1,7 @@
 """The experiment's vocabulary: which models and contexts exist, in what order, and what they are called.
 
-An arm is one (model, context) cell of the factorial design, named ``<model>-<context>`` (the
-``infer@<model>-<context>`` stage that answers it, its predictions folder, its key in
-metrics/metrics.json). Every module that names, parses, orders or labels arms does it here.
+An arm is one (model, context) cell of the factorial design, named ``<model>-<context>`` (its key in
+metrics/metrics.json and the reports; ``infer@<model>`` answers it into data/predictions/<model>/<context>/). Every module that names, parses, orders or labels arms does it here.
 """
 
 from __future__ import annotations

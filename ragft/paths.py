@@ -55,11 +55,17 @@ def model_dir(model: str) -> Path:
     """models/<model>: the base model, or a fine-tuned model's adapter (finetune@<model>)."""
     return MODELS / model
 
-PREDICTIONS = Path("data/predictions")            # infer@<model>-<context>
+PREDICTIONS = Path("data/predictions")            # infer@<model>: <model>/<context>/ per arm
+
+
+def model_predictions(model: str) -> Path:
+    """infer@<model>'s output: one folder per context arm."""
+    return PREDICTIONS / model
 
 
 def predictions_dir(model: str, context: str) -> Path:
-    return PREDICTIONS / f"{model}-{context}"
+    """One arm's answers (the arm <model>-<context>)."""
+    return PREDICTIONS / model / context
 
 
 PREDICTIONS_FILE = "predictions.jsonl"            # inside predictions_dir: deterministic answers

@@ -22,16 +22,18 @@ log = logging.getLogger(__name__)
 
 
 def read_predictions(pred_dir: str | Path, qids: list[str]) -> dict[str, dict]:
-    """One arm's predictions by qid; every eval question must have exactly one."""
+    """One arm's predictions by qid (``pred_dir``: data/predictions/<model>/<context>); every eval question
+    must have exactly one."""
     pred_dir = Path(pred_dir)
     path = pred_dir / paths.PREDICTIONS_FILE
+    stage = f"infer@{pred_dir.parent.name}"
     if not path.exists():
-        raise DataError(f"{path}: not found. Run `dvc repro infer@{pred_dir.name}`.")
+        raise DataError(f"{path}: not found. Run `dvc repro {stage}`.")
     by_qid: dict[str, dict] = {}
     for lineno, row in enumerate(read_jsonl(path), 1):
         if not isinstance(row.get("answer"), str) or "qid" not in row:
             raise DataError(
-                f"{path}: row {lineno} needs 'qid' and a string 'answer'. Rerun `dvc repro infer@{pred_dir.name}`."
+                f"{path}: row {lineno} needs 'qid' and a string 'answer'. Rerun `dvc repro {stage}`."
             )
         by_qid[row["qid"]] = row
     missing = [q for q in qids if q not in by_qid]
@@ -39,7 +41,7 @@ def read_predictions(pred_dir: str | Path, qids: list[str]) -> dict[str, dict]:
     if missing or extra:
         raise DataError(
             f"{path}: predictions do not match the eval questions ({len(missing)} missing, e.g. {missing[:3]}; "
-            f"{len(extra)} unknown, e.g. {extra[:3]}). Rerun `dvc repro infer@{pred_dir.name}` after the contexts stage."
+            f"{len(extra)} unknown, e.g. {extra[:3]}). Rerun `dvc repro {stage}` after the contexts stage."
         )
     return by_qid
 
@@ -144,7 +146,7 @@ def evaluate_arms(
     texts_by_chunk, texts_by_doc = chunk_texts(chunks)
     gold = {q["qid"]: [t for d in q.get("doc_ids") or [] for t in texts_by_doc.get(d, [])] for q in qa}
     # read every arm first: a missing arm fails before minutes of scoring
-    preds = {a.name: read_predictions(Path(predictions_root) / a.name, qids) for a in arms}
+    preds = {a.name: read_predictions(Path(predictions_root) / a.model / a.context, qids) for a in arms}
     scores = {}
     for arm in arms:
         name = arm.name

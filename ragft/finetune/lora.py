@@ -134,13 +134,12 @@ def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any, epochs: f
         seed=fcfg.seed,
         logging_steps=0.01,  # ~100 points on the loss curve
         bf16=bf16,
-        gradient_checkpointing=bool(fcfg.gradient_checkpointing),
         # non-reentrant checkpointing needs no gradient on the (frozen) inputs of a LoRA-wrapped model
-        gradient_checkpointing_kwargs={"use_reentrant": False} if fcfg.gradient_checkpointing else None,
+        **({"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}}
+           if fcfg.gradient_checkpointing else {}),
     )
-    trainer = ExampleMeanTrainer(
-        model=model, args=args, train_dataset=dataset, data_collator=padding_collator(tokenizer)
-    )
+    trainer = ExampleMeanTrainer(model=model, args=args, train_dataset=dataset, data_collator=padding_collator(tokenizer),
+                                 labelled_logits_only=bool(fcfg.labelled_logits_only))
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start

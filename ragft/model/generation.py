@@ -187,12 +187,15 @@ def generate_batch(model: Any, tokenizer: Any, batch: list[list[int]], gen_cfg: 
     return [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
 
-def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any) -> tuple[list[dict], dict]:
+def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any, cache: Any = None,
+                     identity: dict | None = None) -> tuple[list[dict], dict]:
     """Answer every question of ``rows`` (contexts rows); return (prediction rows in input order, timings).
 
     Per-question latency is the batch's wall time divided by its size (questions of a batch are
     answered together). Prompts are batched longest first: less padding, and a batch too big for the
-    device fails at the start rather than at the end.
+    device fails at the start rather than at the end. With ``cache`` (ragft.model.answer_cache) and the
+    model's ``identity``, a context whose prompts, model and decoding were answered before is read back
+    (with the timings measured then) instead of generated.
     """
     from tqdm.auto import tqdm
 
@@ -206,6 +209,18 @@ def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any) -> 
         raise DataError(f"inference.max_new_tokens ({icfg.max_new_tokens}) leaves no room for a prompt in this model.")
     fitted = fit_prompts(rows, cfg, tokenizer, limit)
     gen_cfg = generation_config(icfg, model, tokenizer)
+    bs = max(1, int(icfg.batch_size))
+    cache_key = None
+    if cache is not None and identity is not None:
+        from ragft.model.answer_cache import key
+
+        decoding = {**gen_cfg.to_diff_dict(), "batch_size": bs, "seed": icfg.seed if icfg.do_sample else None}
+        cache_key = key(identity, [f.input_ids for f in fitted], decoding)
+        hit = cache.get(cache_key)
+        if hit is not None and len(hit["answers"]) == len(fitted):
+            log.info("%d answers from the answer cache (generated before with this model, prompts and decoding)",
+                     len(fitted))
+            return _predictions(fitted, hit["answers"]), {**hit["timings"], "from_cache": True}
     if icfg.do_sample:
         from transformers import set_seed
 
@@ -215,7 +230,6 @@ def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any) -> 
     answers: dict[int, str] = {}
     latencies: list[float] = []
     start = time.perf_counter()
-    bs = max(1, int(icfg.batch_size))
     for b in tqdm(range(0, len(order), bs), desc="generate", unit="batch"):
         idx = order[b : b + bs]
         t0 = time.perf_counter()
@@ -225,16 +239,7 @@ def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any) -> 
         answers.update(zip(idx, texts))
     total = time.perf_counter() - start
 
-    predictions = [
-        {
-            "qid": f.qid,
-            "answer": answers[i],
-            "chunk_ids": f.chunk_ids,
-            "scores": f.scores,
-            "prompt_tokens": len(f.input_ids),
-        }
-        for i, f in enumerate(fitted)
-    ]
+    predictions = _predictions(fitted, [answers[i] for i in range(len(fitted))])
     n = len(predictions)
     timings = {
         "questions": n,
@@ -247,4 +252,13 @@ def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any) -> 
         "truncated_prompts": sum(f.truncated for f in fitted),
         "device": str(next(model.parameters()).device),
     }
-    return predictions, timings
+    if cache_key is not None:
+        cache.put(cache_key, [p["answer"] for p in predictions], timings)
+    return predictions, {**timings, "from_cache": False}
+
+
+def _predictions(fitted: list[FittedPrompt], answers: list[str]) -> list[dict]:
+    return [
+        {"qid": f.qid, "answer": a, "chunk_ids": f.chunk_ids, "scores": f.scores, "prompt_tokens": len(f.input_ids)}
+        for f, a in zip(fitted, answers)
+    ]

@@ -36,4 +36,4 @@ def base_model(cfg, run) -> None:
     log.info("base model %s: %s", built.manifest["name"], built.metrics)
 
 
-main = stage_main("base_model", base_model)
+main = stage_main("base_model", base_model, torch=True)

@@ -58,4 +58,4 @@ def embed(cfg, run) -> None:
     run.log_artifact(paths.EMBEDDINGS_MANIFEST)
 
 
-main = stage_main("embed", embed)
+main = stage_main("embed", embed, torch=True)

@@ -48,4 +48,4 @@ def finetune(cfg, run) -> None:
     log.info("fine-tuned %s: %s; %d loss points", model, result.metrics, n_points)
 
 
-main = stage_main("finetune", finetune, arm={"model": TRAINED})
+main = stage_main("finetune", finetune, arm={"model": TRAINED}, torch=True)

@@ -21,7 +21,7 @@ from ragft import paths
 
 
 def params_hash(cfg: Mapping[str, Any]) -> str:
-    """Hash of the experiment's params. `arm` is left out: it selects one infer@ stage's arm on the
+    """Hash of the experiment's params. `arm` is left out: it selects one foreach stage's model on the
     command line, it is not part of the experiment (every arm must land under the same parent)."""
     tracked = {k: v for k, v in cfg.items() if k != "arm"}
     return hashlib.sha256(json.dumps(tracked, sort_keys=True, default=str).encode()).hexdigest()

@@ -18,10 +18,10 @@ from tests.helpers import PipelineRepo, stage_names
 pytestmark = pytest.mark.slow
 
 MODELS, CONTEXTS = ("base", "finetuned", "raft"), ("none", "retrieved", "oracle", "oracle_distractors")
-ARMS = {f"infer@{m}-{c}" for m in MODELS for c in CONTEXTS}
-RETRIEVED_ARMS = {a for a in ARMS if a.endswith("-retrieved")}
+ARMS = {f"{m}-{c}" for m in MODELS for c in CONTEXTS}
+INFERS = {f"infer@{m}" for m in MODELS}        # one stage per model answers all its contexts
 FINETUNES = {"finetune@finetuned", "finetune@raft"}
-TUNED_ARMS = {a for a in ARMS if not a.startswith("infer@base-")}
+TUNED_INFERS = INFERS - {"infer@base"}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_every_declared_output_exists(repo):
 
 def test_metrics_have_every_arm(repo):
     doc = json.loads((repo.root / paths.EVAL_METRICS).read_text())
-    assert set(doc["arms"]) == {a.removeprefix("infer@") for a in ARMS}
+    assert set(doc["arms"]) == ARMS
     for arm in doc["arms"].values():
         lo, hi = arm["exact_match_ci"]
         assert 0.0 <= lo <= arm["exact_match"] <= hi <= 1.0
@@ -125,17 +125,27 @@ def test_index_change_reruns_index_not_chunk_or_embed(repo):
     assert ran == {"index", "retrieve"}
 
 
-def test_top_k_change_reruns_only_retrieved_arms_and_evaluate(repo):
-    ran = exp_run(repo, "retrieval.top_k=2")
-    # contexts rewrites every file; only retrieved.jsonl changes, so only its arms rerun (content hashes);
-    # check_params reads the whole params.yaml, so any override reruns it (it takes a second)
-    assert ran == {"check_params", "contexts", "evaluate"} | RETRIEVED_ARMS
+def test_top_k_change_regenerates_only_the_retrieved_arms(repo):
+    """contexts rewrites its files, so every infer@<model> reruns; only retrieved.jsonl changed, so the other
+    contexts' answers come from the answer cache and only the retrieved arms are generated again.
+    (check_params reads the whole params.yaml, so any override reruns it: it takes a second.)"""
+    try:
+        ran = repo.ran(repo.dvc("exp", "run", "-S", "retrieval.top_k=2").stdout)
+        cached = {f"{m}-{c}": json.loads((repo.root / paths.predictions_dir(m, c) / paths.TIMINGS).read_text())
+                  ["from_cache"] for m in MODELS for c in CONTEXTS}
+        top_k = json.loads((repo.root / paths.predictions_dir("base", "retrieved") / paths.PREDICTIONS_FILE)
+                           .read_text().splitlines()[0])["chunk_ids"]
+    finally:
+        repo.reset()
+    assert ran == {"check_params", "contexts", "evaluate"} | INFERS
+    assert {a for a, hit in cached.items() if not hit} == {f"{m}-retrieved" for m in MODELS}
+    assert len(top_k) == 2
 
 
 def test_finetune_change_reruns_finetuned_arms_not_base_arms(repo):
     assert changed_params(repo, {"finetune": {"lr": 0.002}}) == FINETUNES
     users = set().union(*(downstream(repo, f) for f in FINETUNES))
-    assert users == TUNED_ARMS | {"evaluate"}
+    assert users == TUNED_INFERS | {"evaluate"}
 
 
 def changed_stages(repo: PipelineRepo, conf_file: str, old: str, new: str) -> set[str]:
@@ -183,7 +193,7 @@ def downstream(repo: PipelineRepo, stage: str) -> set[str]:
 def test_model_change_touches_base_model_only_upstream_of_its_users(repo):
     assert changed_stages(repo, "experiment/tiny.yaml", "steps: 30", "steps: 20") == {"base_model"}
     users = downstream(repo, "base_model")
-    assert FINETUNES | {"evaluate"} | ARMS <= users
+    assert FINETUNES | {"evaluate"} | INFERS <= users
     assert not users & UPSTREAM_OF_MODEL
 
 
@@ -209,7 +219,7 @@ PREPARED_READERS = {"chunk", "embed", "retrieve", "contexts", "base_model", "eva
     ("ragft/pipeline/contexts.py", {"contexts"}),                        # a stage's body: that stage
     ("stages/contexts.py", {"contexts"}),
     ("ragft/retrieval/search.py", {"retrieve"}),
-    ("ragft/model/prompts.py", {"base_model"} | FINETUNES | ARMS),      # the generator package
+    ("ragft/model/prompts.py", {"base_model"} | FINETUNES | INFERS),    # the generator package
     ("ragft/finetune/raft.py", FINETUNES),
     ("ragft/reporting/templates/report.html.j2", {"evaluate"}),
     ("ragft/arms.py", {"evaluate"}),

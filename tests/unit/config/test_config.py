@@ -124,14 +124,14 @@ def test_arms_expand_into_the_factorial_matrix(tmp_path, default_cfg):
     params = OmegaConf.to_container(default_cfg, resolve=True)
     names = _dvc_stage_names(tmp_path / "all", params)
     infer = {n for n in names if n.startswith("infer@")}
-    assert infer == {f"infer@{m}-{c}" for m in default_cfg.arms.models for c in default_cfg.arms.contexts}
-    assert len(infer) == 3 * 4
+    assert infer == {f"infer@{m}" for m in default_cfg.arms.models}  # one stage per model, every context
+    assert len(infer) == 3
     assert {n for n in names if n.startswith("finetune@")} == {"finetune@finetuned", "finetune@raft"}
     # any subset by config: base only, two contexts → no finetune stage at all
     params["arms"] = {"models": ["base"], "contexts": ["none", "oracle"], "trained": {}}
     validate(params)
     names = _dvc_stage_names(tmp_path / "subset", params)
-    assert {n for n in names if n.startswith(("infer@", "finetune@"))} == {"infer@base-none", "infer@base-oracle"}
+    assert {n for n in names if n.startswith(("infer@", "finetune@"))} == {"infer@base"}
 
 
 def test_trained_models_must_match_the_models_factor(default_cfg):

@@ -155,10 +155,10 @@ def test_undefined_context_scores_stay_nan(no_network):
 
 def test_missing_or_partial_predictions_fail_with_the_command_to_run(tmp_path):
     write_fixture(tmp_path)
-    with pytest.raises(DataError, match=r"dvc repro infer@base-none"):
-        scoring.read_predictions(tmp_path / "data/predictions/base-none", ["q1", "q2", "q3", "q4"])
-    with pytest.raises(DataError, match=r"infer@nope-none"):
-        scoring.read_predictions(tmp_path / "data/predictions/nope-none", ["q1"])
+    with pytest.raises(DataError, match=r"dvc repro infer@base`"):
+        scoring.read_predictions(tmp_path / paths.predictions_dir("base", "none"), ["q1", "q2", "q3", "q4"])
+    with pytest.raises(DataError, match=r"infer@nope`"):
+        scoring.read_predictions(tmp_path / paths.predictions_dir("nope", "none"), ["q1"])
     write_jsonl(tmp_path / "qa.jsonl", [{"qid": "q1", "question": "x"}])
     with pytest.raises(DataError, match=r"qa.jsonl:1: field 'answer' is missing or not a string or a non-empty list"):
         read_questions(tmp_path / "qa.jsonl", ("question", "answer"))

@@ -180,14 +180,20 @@ def test_infer_stage_body_writes_deterministic_predictions(tmp_path, monkeypatch
 
     from ragft.pipeline.infer import infer
 
+    monkeypatch.setenv("RAGFT_ANSWER_CACHE", str(tmp_path / "answers"))
     run = StageRun.disabled("infer")
-    outputs = {}
-    for model, context in (("base", "none"), ("finetuned", "retrieved"), ("finetuned", "retrieved")):
-        infer(OmegaConf.merge(cfg, {"arm": {"model": model, "context": context}}), run)
-        out = paths.predictions_dir(model, context)
-        assert sorted(p.name for p in out.iterdir()) == ["arm.json", "predictions.jsonl", "run.json", "timings.json"]
-        text = (out / paths.PREDICTIONS_FILE).read_text()
-        assert outputs.setdefault((model, context), text) == text, "a rerun must write the same bytes"
+    cfg = OmegaConf.merge(cfg, {"arms": {"contexts": ["none", "retrieved"]}})
+    outputs, cached = {}, {}
+    for model in ("base", "finetuned", "finetuned"):  # the second finetuned run answers from the cache
+        infer(OmegaConf.merge(cfg, {"arm": {"model": model}}), run)
+        assert sorted(p.name for p in paths.model_predictions(model).iterdir()) == ["none", "retrieved", "run.json"]
+        for context in ("none", "retrieved"):
+            out = paths.predictions_dir(model, context)
+            assert sorted(p.name for p in out.iterdir()) == ["arm.json", "predictions.jsonl", "timings.json"]
+            text = (out / paths.PREDICTIONS_FILE).read_text()
+            assert outputs.setdefault((model, context), text) == text, "a rerun must write the same bytes"
+            cached.setdefault((model, context), []).append(json.loads((out / paths.TIMINGS).read_text())["from_cache"])
+    assert cached[("finetuned", "retrieved")] == [False, True] and cached[("base", "none")] == [False]
     base_rows = [
         json.loads(line)
         for line in (paths.predictions_dir("base", "none") / paths.PREDICTIONS_FILE).read_text().splitlines()
