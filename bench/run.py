@@ -45,6 +45,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "finetune": ("bench.finetune", [], ["--rounds", "1"]),
     "flops": ("bench.flops", [], ["--quick"]),                 # machine_peak + flop_efficiency
     "stage_overhead": ("bench.stage_overhead", [], ["--runs", "3"]),
+    "serving": ("bench.serving", [], ["--questions", "16"]),      # transformers serve vs in process
 }
 
 

@@ -5,6 +5,7 @@
     ragft seeds                  one experiment per seed of eval.seeds (mean ± std with `ragft compare`)
     ragft compare [...]          compare experiments side by side (default: the latest sweep)
     ragft summary                the verdict and every arm of the workspace's experiment
+    ragft serve [--port 8000]    the pipeline's models behind `transformers serve` on 127.0.0.1 (OpenAI API)
 
 The pipeline's stages are not commands here: DVC runs them (stages/<stage>.py, from dvc.yaml).
 A CLI for a person at a terminal: commands print their result; logs go to stderr.
@@ -55,6 +56,17 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from ragft.io import DataError
+    from ragft.serving.local import serve
+
+    try:
+        return serve(args.port, args.models)
+    except DataError as err:
+        log.error("%s", err)
+        return 1
+
+
 def parser() -> argparse.ArgumentParser:
     from ragft.experiments import compare, sweep
 
@@ -77,6 +89,14 @@ def parser() -> argparse.ArgumentParser:
                        description=compare.__doc__.split("\n\n")[0])
     compare.add_arguments(p)
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("serve", help="serve models/base and the merged fine-tuned models on 127.0.0.1",
+                       description="Start `transformers serve` on 127.0.0.1 for the pipeline's models (fine-tuned "
+                                   "ones merged into plain folders on first use) and print the `dvc exp run` line "
+                                   "that answers the arms through it.")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--models", nargs="+", default=["base", "finetuned", "raft"], choices=["base", "finetuned", "raft"])
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("summary", help="print the verdict and every arm of the workspace's experiment")
     p.set_defaults(func=_summary)

@@ -49,6 +49,7 @@ FINETUNED = MODELS / "finetuned"                  # finetune@finetuned (adapter 
 
 TRAIN_METRICS = "train_metrics.json"              # inside a fine-tuned model's dir: time, loss, sizes, contamination
 TRAIN_CURVE = "loss.csv"                          # inside a fine-tuned model's dir: step,loss
+MERGED_DIR = "merged"                             # inside a fine-tuned model's dir: finetune.export_merged
 
 
 def model_dir(model: str) -> Path:

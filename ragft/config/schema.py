@@ -42,6 +42,8 @@ IndexMetric = StrEnum("IndexMetric", {"ip": "ip", "l2": "l2"})
 ModelSource = StrEnum("ModelSource", {"gguf": "gguf", "hub": "hub", "scratch": "scratch"})
 FinetuneMode = StrEnum("FinetuneMode", {"docs": "docs", "qa": "qa", "docs+qa": "docs+qa"})
 PrimaryMetric = StrEnum("PrimaryMetric", {"match": "match", "exact_match": "exact_match", "f1": "f1"})
+Engine = StrEnum("Engine", {"hf": "hf", "openai": "openai"})
+ServedApi = StrEnum("ServedApi", {"auto": "auto", "chat": "chat", "completions": "completions"})
 
 
 # --------------------------------------------------------------------------- dataset (prepare)
@@ -287,14 +289,38 @@ class FinetuneConfig:
     labelled_logits_only: bool = True  # vocabulary logits only where the next token is trained on (RAFT: ~25% faster)
     qlora: bool = False              # the base model in 4 bits (bitsandbytes, CUDA only: pip install 'ragft[qlora]')
     accelerate: str = "cpu"          # accelerate/<name>.yaml: the `accelerate launch` config of the finetune stage
+    # also save the adapter merged into a copy of the base weights (models/<model>/merged/, plain safetensors)
+    # for a server that cannot load adapters; `ragft serve` merges on demand when this is off
+    export_merged: bool = False
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.replay < 1.0, "finetune.replay", self.replay, "it must be in [0, 1)")
 
 
 @dataclass
+class OpenAIEngineConfig:
+    """`inference.engine=openai`: the arms answered by an OpenAI-compatible server (vLLM, `transformers serve`,
+    TGI, Ollama, llama.cpp, a hosted API). The key comes from the environment variable `api_key_env`."""
+
+    base_url: str | None = None      # e.g. http://127.0.0.1:8000/v1 (`ragft serve` prints the line to use)
+    # arm model -> the name the server knows it by: the base model's name or folder; a fine-tuned model by its
+    # vLLM adapter name (--lora-modules finetuned=models/finetuned) or its merged folder (finetune.export_merged)
+    models: dict[str, str | None] = field(default_factory=lambda: {"base": None, "finetuned": None, "raft": None})
+    api: ServedApi = ServedApi.auto  # auto: chat when the model has a chat template (and prompt.chat_template), else completions
+    api_key_env: str = "RAGFT_INFERENCE_API_KEY"
+    concurrency: int = 4             # requests in flight at once
+    timeout: float = 120.0           # seconds per request
+    max_retries: int = 4             # the OpenAI client's own retry: exponential backoff on 429, 5xx, timeouts
+
+    def __post_init__(self) -> None:
+        _check(self.concurrency >= 1, "inference.openai.concurrency", self.concurrency, "use 1 or more")
+        _check(self.timeout > 0, "inference.openai.timeout", self.timeout, "give seconds > 0")
+        _check(self.max_retries >= 0, "inference.openai.max_retries", self.max_retries, "use 0 or more")
+
+
+@dataclass
 class InferenceConfig:
-    """Decoding, held constant across arms."""
+    """Decoding, held constant across arms, and the engine that generates."""
 
     max_new_tokens: int = 24         # a chat model answers in a phrase or a sentence
     batch_size: int = 16
@@ -307,6 +333,13 @@ class InferenceConfig:
     # unmerged adapter adds ~25% to SmolLM2's); the sums differ in the last bits, so answers can too
     merge_adapter: bool = True
     cache: bool = True               # reuse a context's answers when its prompts, model and decoding are unchanged
+    engine: Engine = Engine.hf       # hf: transformers in process; openai: an OpenAI-compatible server (inference.openai)
+    openai: OpenAIEngineConfig = field(default_factory=OpenAIEngineConfig)
+
+    def __post_init__(self) -> None:
+        if self.engine == Engine.openai:
+            _check(bool(self.openai.base_url), "inference.openai.base_url", self.openai.base_url,
+                   "set it when inference.engine is openai (e.g. http://127.0.0.1:8000/v1; `ragft serve` prints it)")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -324,9 +357,12 @@ class JudgeConfig:
     metrics: list[str] = field(default_factory=lambda: ["faithfulness", "answer_relevancy", "context_precision",
                                                         "factual_correctness"])
     temperature: float = 0.0
+    seed: int | None = SI("${seed}")  # sent with every request (servers that honour it: vLLM, transformers serve)
     max_tokens: int = 1024
     timeout: float = 60.0
+    concurrency: int = 8             # judgements in flight at once: 1 or 2 for a local CPU server, which answers in turn
     max_questions: int | None = None  # judge only the first N questions per arm (cost control)
+    arms: list[str] | None = None    # judge only these arms, e.g. [base-retrieved, raft-retrieved] (None: every arm)
     prompt_version: str = "ragas-0.4"
     embedding_model: str | None = None  # answer relevancy's embeddings: None = the packaged MiniLM; or one at base_url
 

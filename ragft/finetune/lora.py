@@ -269,3 +269,19 @@ def write_loss_curve(path: str | Path, log_history: list[dict]) -> int:
         writer.writerows((step, f"{loss:.6f}") for step, loss in points)
     return len(points)
 
+
+
+def export_merged(base_dir: str | Path, adapter_dir: str | Path, out_dir: str | Path) -> Path:
+    """The adapter folded into a copy of the base weights, saved as a plain model folder (safetensors, the
+    base's tokenizer and manifest) that any server loads without adapter support. Written to a temporary
+    folder and renamed into place."""
+    from ragft.io import atomic_dir
+    from ragft.model.loading import load_generator
+
+    model, tokenizer, manifest = load_generator(base_dir, adapter_dir, dtype="float32", merge=True, device="cpu")
+    with atomic_dir(out_dir) as out:
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.padding_side = "right"  # a server's default; ragft's in-process engine sets left itself
+        tokenizer.save_pretrained(out)
+    log.info("saved %s merged with %s to %s", base_dir, adapter_dir, out_dir)
+    return Path(out_dir)

@@ -30,6 +30,8 @@ class FittedPrompt:
     chunk_ids: list[str]
     scores: list[float | None]  # retrieval scores (None for oracle chunks, which were not ranked)
     truncated: bool
+    question: str = ""
+    texts: list[str] | None = None  # the context texts as they made it in (the last one possibly cut)
 
 
 # --------------------------------------------------------------------------- input
@@ -85,12 +87,13 @@ def max_positions(model: Any, tokenizer: Any) -> int:
     raise DataError("the model config declares no maximum length (max_position_embeddings); cannot fit prompts.")
 
 
-def fit_prompt(question: str, chunks: list[str], cfg: Any, tokenizer: Any, limit: int) -> tuple[list[int], int, bool]:
+def fit_prompt(question: str, chunks: list[str], cfg: Any, tokenizer: Any,
+               limit: int) -> tuple[list[int], list[str], bool]:
     """Token ids of the prompt, shortened to at most ``limit`` tokens by cutting the CONTEXT only.
 
     Chunks come ranked best first, so the lowest-ranked text goes first: whole chunks from the end,
     then the end of the last one kept. The question and the template are never cut. Returns
-    ``(ids, number of chunks at least partly kept, truncated?)``.
+    ``(ids, the context texts kept (the last one possibly cut), truncated?)``.
     """
 
     def encode(texts: list[str]) -> list[int]:
@@ -99,7 +102,7 @@ def fit_prompt(question: str, chunks: list[str], cfg: Any, tokenizer: Any, limit
     texts = list(chunks)
     ids = encode(texts)
     if len(ids) <= limit:
-        return ids, len(texts), False
+        return ids, texts, False
     while len(texts) > 1 and len(ids) > limit:
         texts.pop()
         ids = encode(texts)
@@ -120,7 +123,7 @@ def fit_prompt(question: str, chunks: list[str], cfg: Any, tokenizer: Any, limit
             f"question {question[:80]!r} does not fit the model even without context ({limit} prompt tokens "
             "allowed = max positions - inference.max_new_tokens). Lower inference.max_new_tokens or shorten the question."
         )
-    return ids, len(texts), True
+    return ids, texts, True
 
 
 def fit_prompts(rows: list[dict], cfg: Any, tokenizer: Any, limit: int) -> list[FittedPrompt]:
@@ -129,9 +132,10 @@ def fit_prompts(rows: list[dict], cfg: Any, tokenizer: Any, limit: int) -> list[
     for row in rows:
         chunks = row["chunks"]
         try:
-            ids, kept, truncated = fit_prompt(row["question"], [c["text"] for c in chunks], cfg, tokenizer, limit)
+            ids, texts, truncated = fit_prompt(row["question"], [c["text"] for c in chunks], cfg, tokenizer, limit)
         except DataError as err:
             raise DataError(f"qid {row['qid']}: {err}") from None
+        kept = len(texts)
         fitted.append(
             FittedPrompt(
                 qid=row["qid"],
@@ -139,6 +143,8 @@ def fit_prompts(rows: list[dict], cfg: Any, tokenizer: Any, limit: int) -> list[
                 chunk_ids=[c["chunk_id"] for c in chunks[:kept]],
                 scores=[None if c.get("score") is None else float(c["score"]) for c in chunks[:kept]],  # oracle: none
                 truncated=truncated,
+                question=row["question"],
+                texts=texts,
             )
         )
     n_trunc = sum(f.truncated for f in fitted)
@@ -220,7 +226,7 @@ def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any, cac
         if hit is not None and len(hit["answers"]) == len(fitted):
             log.info("%d answers from the answer cache (generated before with this model, prompts and decoding)",
                      len(fitted))
-            return _predictions(fitted, hit["answers"]), {**hit["timings"], "from_cache": True}
+            return prediction_rows(fitted, hit["answers"]), {**hit["timings"], "from_cache": True}
     if icfg.do_sample:
         from transformers import set_seed
 
@@ -239,7 +245,7 @@ def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any, cac
         answers.update(zip(idx, texts))
     total = time.perf_counter() - start
 
-    predictions = _predictions(fitted, [answers[i] for i in range(len(fitted))])
+    predictions = prediction_rows(fitted, [answers[i] for i in range(len(fitted))])
     n = len(predictions)
     timings = {
         "questions": n,
@@ -257,7 +263,8 @@ def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any, cac
     return predictions, {**timings, "from_cache": False}
 
 
-def _predictions(fitted: list[FittedPrompt], answers: list[str]) -> list[dict]:
+def prediction_rows(fitted: list[FittedPrompt], answers: list[str]) -> list[dict]:
+    """The predictions.jsonl rows of one arm (either engine): the answer, what was in the prompt, its length."""
     return [
         {"qid": f.qid, "answer": a, "chunk_ids": f.chunk_ids, "scores": f.scores, "prompt_tokens": len(f.input_ids)}
         for f, a in zip(fitted, answers)

@@ -46,23 +46,33 @@ def require_safetensors(model_dir: Path, rerun: str) -> None:
         )
 
 
+def load_tokenizer(base_dir: str | Path):
+    """The base model's tokenizer as generation uses it: left padding, a pad token."""
+    from transformers import AutoTokenizer
+
+    base_dir = Path(base_dir)
+    if not (base_dir / "config.json").exists():
+        raise DataError(f"{base_dir}: no model here (config.json missing). Run `dvc repro base_model`.")
+    manifest = read_json(base_dir / "manifest.json") if (base_dir / "manifest.json").exists() else {}
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=bool(manifest.get("trust_remote_code", False)))
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, *, device: str = "auto",
                    dtype: str = "auto", merge: bool = False):
     """Return ``(model, tokenizer, manifest)`` ready for batched generation (left padding, eval mode), in
     ``dtype`` (`model.dtype`) on ``device``. ``merge``: fold the LoRA adapter into the weights (generation
     then costs what the base model's does; a trainable adapter must stay unmerged)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     base_dir = Path(base_dir)
-    if not (base_dir / "config.json").exists():
-        raise DataError(f"{base_dir}: no model here (config.json missing). Run `dvc repro base_model`.")
+    tokenizer = load_tokenizer(base_dir)
     require_safetensors(base_dir, "dvc repro base_model")
     manifest = read_json(base_dir / "manifest.json") if (base_dir / "manifest.json").exists() else {}
     trust = bool(manifest.get("trust_remote_code", False))
-    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=trust)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True, trust_remote_code=trust,
                                                  dtype=resolve_dtype(dtype, device))
     if adapter_dir is not None:

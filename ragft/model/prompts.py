@@ -40,18 +40,32 @@ def chat_wrap(prompt: str, tokenizer: Any, cfg: Any) -> str:
     (``prompt.chat_template``) and the tokenizer has a template. The scratch model has none, so its prompts
     pass through unchanged. (SmolLM2's template puts its own system turn in when none is given: ours is.)
     """
-    templates = _templates(cfg)
-    if not (templates.chat_template and getattr(tokenizer, "chat_template", None)):
+    if not uses_chat(tokenizer, cfg):
         return prompt
-    system = getattr(templates, "system", None)
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(chat_messages(prompt, cfg), tokenize=False, add_generation_prompt=True)
+
+
+def uses_chat(tokenizer: Any, cfg: Any) -> bool:
+    """Prompts go through the chat template: the config asks (``prompt.chat_template``) and the tokenizer has one."""
+    return bool(_templates(cfg).chat_template and getattr(tokenizer, "chat_template", None))
+
+
+def chat_messages(prompt: str, cfg: Any) -> list[dict]:
+    """The conversation of one prompt: the config's system turn, if any, then ``prompt`` as the user turn
+    (what the chat template renders in process, and what a server's chat API receives)."""
+    system = getattr(_templates(cfg), "system", None)
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+
+
+def question_prompt(question: str, cfg: Any, context: str | None = None) -> str:
+    """One question's prompt before any chat wrapping: the context template, or the closed-book one."""
+    return context_prompt(question, context, cfg) if context else closed_book_prompt(question, cfg)
 
 
 def build_prompt(question: str, cfg: Any, *, context: str | None = None, tokenizer: Any = None) -> str:
     """The full prompt of one question: with ``context`` (non-empty) the context template, else the
     closed-book one; chat-wrapped if the config asks and the tokenizer has a template. What inference calls."""
-    prompt = context_prompt(question, context, cfg) if context else closed_book_prompt(question, cfg)
+    prompt = question_prompt(question, cfg, context)
     return chat_wrap(prompt, tokenizer, cfg) if tokenizer is not None else prompt
 
 

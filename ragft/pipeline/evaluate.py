@@ -31,7 +31,7 @@ def evaluate(cfg, run) -> None:
     import csv
 
     from ragft.arms import Context, product
-    from ragft.config import plain
+    from ragft.config import ConfigError, plain
     from ragft.data.rows import read_questions
     from ragft.evaluation import factorial, judge, scoring
     from ragft.evaluation.verdict import verdict
@@ -44,6 +44,10 @@ def evaluate(cfg, run) -> None:
     if ev.judge.enabled:
         judge.check_config(ev.judge)  # a bad judge setting fails before any scoring
     arms = product(cfg.arms.models, cfg.arms.contexts)
+    unknown = sorted(set(ev.judge.arms or []) - {a.name for a in arms}) if ev.judge.enabled else []
+    if unknown:
+        raise ConfigError(f"params.yaml: field 'eval.judge.arms' names {unknown}, which are not arms of this experiment; "
+                          f"choose from {[a.name for a in arms]} (or null for every arm).")
     qa = read_questions(paths.QA_EVAL, ("question", "answer"))
     chunks = read_jsonl(paths.CHUNKS_FILE)
     retrieval, index = read_json(paths.RETRIEVAL_METRICS), read_json(paths.INDEX_METRICS)
@@ -63,7 +67,9 @@ def evaluate(cfg, run) -> None:
         judged = judge.judge_arms(ev.judge, judge.build_samples(qa, preds, texts_by_chunk))
         for arm, row in judged["arms"].items():
             doc["arms"][arm].update(json_safe(row))
-        doc["judge"] = json_safe({"settings": judged["settings"], "failures": judged["failures"]})
+        judged["agreement"] = judge.agreement(
+            judged["per_question"], {a: [bool(r["match"]) for r in s.per_question] for a, s in scores.items()}, boot)
+        doc["judge"] = json_safe({k: judged[k] for k in ("settings", "failures", "agreement")})
     doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence, metric))
     scoring_seconds = time.perf_counter() - t0
     log.info("scored %d arms x %d questions in %.1f s", len(arms), len(qa), scoring_seconds)

@@ -4,7 +4,8 @@
 
 `finetuned` injects the documents (finetune.mode); `raft` trains reading among distractors (finetune.raft).
 Both train on training data only. Also writes metrics/finetune/<model>.json (time, loss, sizes,
-the contamination check) and plots/finetune_loss/<model>.csv (step,loss).
+the contamination check) and plots/finetune_loss/<model>.csv (step,loss); with finetune.export_merged,
+models/<model>/merged/ too (the adapter folded into the base weights, for any server).
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def finetune(cfg, run) -> None:
         # the model carries its own training record (what evaluate reads), mirrored below for `dvc metrics/plots`
         write_json(out / paths.TRAIN_METRICS, result.metrics)
         write_loss_curve(out / paths.TRAIN_CURVE, result.log_history)
+        if cfg.finetune.export_merged:  # for servers without adapter support (`ragft serve` merges on demand otherwise)
+            from ragft.finetune.lora import export_merged
+
+            export_merged(paths.BASE_MODEL, out, out / paths.MERGED_DIR)
         run.write_record(out)
 
     write_json(paths.finetune_metrics(model), result.metrics)

@@ -8,6 +8,9 @@ than most arms' generation). Writes data/predictions/<model>/<context>/: predict
 timings.json (wall clock, varies). DVC reruns the stage when any of its contexts changes; the contexts
 whose prompts did not change come from the answer cache (ragft.model.answer_cache), so such a rerun
 costs the model's load and the changed contexts' generation.
+
+inference.engine picks who generates: hf (transformers, in this process) or openai (an OpenAI-compatible
+server, ragft.serving.client: the same fitted prompts and decoding, each answer cached as it arrives).
 """
 
 from __future__ import annotations
@@ -30,36 +33,98 @@ def model_identity(manifest: dict, adapter, cfg, model) -> dict:
             "device": next(model.parameters()).device.type}
 
 
+class InProcess:
+    """inference.engine=hf: the model loaded here once, answering every context in batches."""
+
+    def __init__(self, cfg, model_name: str, adapter):
+        from ragft.model.loading import load_generator
+
+        self.cfg = cfg
+        self.model, self.tokenizer, self.manifest = load_generator(
+            paths.BASE_MODEL, adapter, dtype=cfg.model.dtype, merge=cfg.inference.merge_adapter)
+        self.identity = model_identity(self.manifest, adapter, cfg, self.model)
+        self.generator = {"engine": "hf"}
+
+    def max_positions(self) -> int:
+        from ragft.model.generation import max_positions
+
+        return max_positions(self.model, self.tokenizer)
+
+    def answer(self, rows, cache):
+        from ragft.model.generation import answer_questions
+
+        return answer_questions(rows, self.model, self.tokenizer, self.cfg, cache, self.identity)
+
+
+class Served:
+    """inference.engine=openai: an OpenAI-compatible server answers; only the tokenizer is loaded here (the
+    prompts are fitted to the model exactly as in process). The server is checked before any work."""
+
+    def __init__(self, cfg, model_name: str, adapter):
+        from types import SimpleNamespace
+
+        from transformers import AutoConfig
+
+        from ragft.io import read_json
+        from ragft.model.loading import load_tokenizer
+        from ragft.model.manifest import weights_hash
+        from ragft.serving import client
+
+        self.cfg = cfg
+        ocfg = cfg.inference.openai
+        self.served = client.served_model(ocfg, model_name)
+        server_entry = client.probe(ocfg, self.served)
+        self.tokenizer = load_tokenizer(paths.BASE_MODEL)
+        self.manifest = read_json(paths.BASE_MODEL / "manifest.json")
+        self.model = SimpleNamespace(config=AutoConfig.from_pretrained(paths.BASE_MODEL))
+        # the cache key: the served name and the weights the arm stands for (trained here); not the server's
+        # listing, which changes once the server has loaded the model (it goes to arm.json)
+        self.identity = {"engine": "openai", "served_model": self.served,
+                         "base_weights": self.manifest.get("weights_sha256"),
+                         "adapter": weights_hash(adapter) if adapter else None}
+        self.generator = {"engine": "openai", "base_url": client.public_url(str(ocfg.base_url)),
+                          "served_model": self.served, "server_model": server_entry}
+
+    def max_positions(self) -> int:
+        from ragft.model.generation import max_positions
+
+        return max_positions(self.model, self.tokenizer)
+
+    def answer(self, rows, cache):
+        from ragft.serving.client import answer_served
+
+        limit = self.max_positions() - self.cfg.inference.max_new_tokens
+        return answer_served(rows, self.tokenizer, limit, self.cfg, self.served, self.identity, cache)
+
+
 def infer(cfg, run) -> None:
     from omegaconf import OmegaConf
 
     from ragft.io import atomic_dir, write_json, write_jsonl
     from ragft.model.answer_cache import AnswerCache, default_dir
-    from ragft.model.generation import answer_questions, max_positions, read_contexts
-    from ragft.model.loading import load_generator
+    from ragft.model.generation import read_contexts
 
     model_name = str(cfg.arm.model)
     arms = [Arm(model_name, str(c)) for c in cfg.arms.contexts]
     contexts = {a.context: read_contexts(paths.context_file(a.context)) for a in arms}  # every input, checked first
     adapter = paths.model_dir(model_name) if arms[0].is_tuned else None
-    model, tokenizer, manifest = load_generator(paths.BASE_MODEL, adapter, dtype=cfg.model.dtype,
-                                                merge=cfg.inference.merge_adapter)
-    identity = model_identity(manifest, adapter, cfg, model)
+    engine = (Served if str(cfg.inference.engine) == "openai" else InProcess)(cfg, model_name, adapter)
+    manifest = engine.manifest
     cache = AnswerCache(default_dir()) if cfg.inference.cache else None
-    log.info("infer@%s: %s%s, %d contexts", model_name, manifest.get("name", "?"), " + LoRA" if adapter else "",
-             len(arms))
-    run.set_tags({"ragft.model": model_name})
+    log.info("infer@%s: %s%s, %d contexts, engine %s", model_name, manifest.get("name", "?"),
+             " + LoRA" if adapter else "", len(arms), cfg.inference.engine)
+    run.set_tags({"ragft.model": model_name, "ragft.engine": str(cfg.inference.engine)})
     decoding, prompt = OmegaConf.to_container(cfg.inference), OmegaConf.to_container(cfg.prompt)
     with atomic_dir(paths.model_predictions(model_name)) as out:
         for arm in arms:
-            predictions, timings = answer_questions(contexts[arm.context], model, tokenizer, cfg, cache, identity)
+            predictions, timings = engine.answer(contexts[arm.context], cache)
             arm_dir = out / arm.context
             arm_dir.mkdir()
             write_jsonl(arm_dir / paths.PREDICTIONS_FILE, predictions)
             write_json(arm_dir / paths.ARM_INFO, {
                 "arm": arm.name, "model": arm.model, "context": arm.context, "base_model": manifest,
-                "max_positions": max_positions(model, tokenizer), "decoding": decoding, "prompt": prompt,
-                "questions": len(predictions),
+                "generator": engine.generator, "max_positions": engine.max_positions(), "decoding": decoding,
+                "prompt": prompt, "questions": len(predictions),
             })
             write_json(arm_dir / paths.TIMINGS, timings)
             run.log_metrics({f"{arm.context}.{k}": v for k, v in timings.items() if isinstance(v, (int, float))})

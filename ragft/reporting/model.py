@@ -32,6 +32,7 @@ JUDGE_LABELS = {
     "answer_relevancy": "answer relevancy",
     "context_precision": "context precision",
     "factual_correctness": "factual correctness",
+    "answer_accuracy": "answer accuracy",
 }
 TRAIN_KEYS = (
     ("train_seconds", "training time (s)", 1),

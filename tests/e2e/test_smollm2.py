@@ -4,6 +4,7 @@ file, 10 eval questions, a few training steps) on a few arms, in a temp copy of 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -60,3 +61,146 @@ def test_the_reports_and_the_summary_name_the_model_and_the_verdict(repo):
     assert out.startswith("Generator: SmolLM2-135M-Instruct.Q4_1 (gguf, LlamaForCausalLM, 134.5 M parameters).")
     doc = json.loads((repo.root / paths.EVAL_METRICS).read_text())
     assert doc["verdict"]["text"] in out
+
+
+# --------------------------------------------------------------------------- the openai engine, a real server
+# `transformers serve` on 127.0.0.1 with the smoke experiment's own SmolLM2 folders (base, and the fine-tuned
+# model merged by `ragft serve`'s code); the in-process answers above are the reference.
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, root, port: int | None = None):
+        from ragft.serving import local
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.log = root / f"serve-{self.port}-{len(list(root.glob('serve-*.log')))}.log"
+        self.proc = local.start(self.port, self.log)
+
+    def posts(self) -> int:
+        """Requests the server answered (uvicorn's access log)."""
+        return self.log.read_text(errors="replace").count('"POST /v1/')
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served(repo):
+    from ragft.serving import local
+
+    server = Server(repo.root)
+    folders = local.served_folders(["base", "finetuned"], repo.root)
+    yield server, folders
+    server.stop()
+
+
+def infer_served(repo, model: str, url: str, folder, *extra: str, check: bool = True):
+    return repo.run(sys.executable, "stages/infer.py", f"+arm.model={model}", "inference.engine=openai",
+                    f"inference.openai.base_url={url}", f"inference.openai.models.{model}={folder}", *extra,
+                    check=check)
+
+
+def answers(repo, model: str) -> dict[str, list[str]]:
+    return {c: [json.loads(line)["answer"] for line in
+                (repo.root / paths.predictions_dir(model, c) / paths.PREDICTIONS_FILE).read_text().splitlines()]
+            for c in ("none", "retrieved")}
+
+
+def test_arms_answered_through_transformers_serve_agree_with_the_in_process_engine(repo, served):
+    server, folders = served
+    in_process = {m: answers(repo, m) for m in ("base", "finetuned")}
+    for model in ("base", "finetuned"):
+        infer_served(repo, model, server.url, folders[model])
+    through_server = {m: answers(repo, m) for m in ("base", "finetuned")}
+    pairs = [(a, b) for m in in_process for c in in_process[m] for a, b in zip(in_process[m][c], through_server[m][c])]
+    same = sum(a == b for a, b in pairs)
+    print(f"engines agree on {same} of {len(pairs)} answers")  # the closing note quotes it (pytest -s)
+    assert len(pairs) == 40 and same >= 36, [p for p in pairs if p[0] != p[1]]
+    info = json.loads((repo.root / paths.predictions_dir("finetuned", "retrieved") / paths.ARM_INFO).read_text())
+    assert info["generator"]["engine"] == "openai" and info["generator"]["served_model"] == str(folders["finetuned"])
+    assert info["generator"]["base_url"] == server.url
+    assert server.posts() == 40
+    # nothing changed: the rerun sends no request
+    for model in ("base", "finetuned"):
+        infer_served(repo, model, server.url, folders[model])
+    assert server.posts() == 40
+    timings = json.loads((repo.root / paths.predictions_dir("base", "none") / paths.TIMINGS).read_text())
+    assert timings["requests"] == 0 and timings["cached_requests"] == 10 and timings["from_cache"]
+    assert through_server == {m: answers(repo, m) for m in ("base", "finetuned")}
+
+
+def test_a_server_killed_mid_arm_fails_the_stage_naming_the_url_and_the_rerun_resumes(repo, served, tmp_path):
+    import subprocess
+    import time
+
+    _, folders = served
+    before = answers(repo, "base")
+    server = Server(repo.root)
+    env = {**repo.env, "RAGFT_ANSWER_CACHE": str(tmp_path / "cache")}  # a cold cache: every answer is asked
+    cmd = [sys.executable, "stages/infer.py", "+arm.model=base", "inference.engine=openai",
+           f"inference.openai.base_url={server.url}", f"inference.openai.models.base={folders['base']}",
+           "inference.openai.concurrency=1", "inference.openai.max_retries=1"]
+    stage = subprocess.Popen(cmd, cwd=repo.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while server.posts() < 3 and time.monotonic() < deadline and stage.poll() is None:
+        time.sleep(0.2)
+    server.stop(kill=True)
+    out, _ = stage.communicate(timeout=120)
+    assert stage.returncode != 0 and server.url in out and "answers are in the answer cache" in out, out[-3000:]
+    cached = len(list((tmp_path / "cache").rglob("*.json")))
+    assert 3 <= cached < 20
+    assert answers(repo, "base") == before  # nothing half-written: the stage's outputs are the last complete ones
+    again = Server(repo.root, port=server.port)
+    try:
+        rerun = subprocess.run(cmd, cwd=repo.root, env=env, capture_output=True, text=True, timeout=600)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert again.posts() == 20 - cached
+    finally:
+        again.stop()
+
+
+def test_a_dead_url_fails_the_stage_in_seconds(repo, served):
+    import time
+
+    _, folders = served
+    t0 = time.perf_counter()
+    proc = infer_served(repo, "base", f"http://127.0.0.1:{free_port()}/v1", folders["base"], check=False)
+    assert proc.returncode != 0 and "is unreachable" in proc.stderr and "inference.openai.base_url" in proc.stderr
+    assert time.perf_counter() - t0 < 30  # a stage process start plus a 5 s probe, never the retries
+
+
+def test_the_llm_judge_runs_against_the_real_server_and_its_agreement_with_match_is_reported(repo, served):
+    server, folders = served
+    before = server.posts()
+    repo.run(sys.executable, "stages/evaluate.py", "eval.judge.enabled=true", f"eval.judge.base_url={server.url}",
+             f"eval.judge.model={folders['base']}", "eval.judge.metrics=[answer_accuracy]", "eval.judge.max_questions=3",
+             "eval.judge.arms=[base-retrieved,finetuned-retrieved]", "eval.judge.max_tokens=32",
+             "eval.judge.concurrency=1", "eval.judge.timeout=300")
+    assert server.posts() > before  # judged through the real server
+    doc = json.loads((repo.root / paths.EVAL_METRICS).read_text())
+    settings = doc["judge"]["settings"]
+    assert settings["model"] == str(folders["base"]) and settings["seed"] == 0 and len(settings["prompts_sha256"]) == 64
+    assert settings["base_url"] == server.url and settings["metrics"] == ["answer_accuracy"]
+    judged = 0
+    for arm in ("base-retrieved", "finetuned-retrieved"):
+        row = doc["arms"][arm]
+        assert row["judge_answer_accuracy_n"] == 3, row  # every judgement given or counted as NaN, never 0
+        judged += row["judge_answer_accuracy_n"] - row["judge_answer_accuracy_nan"]
+    assert "judge_answer_accuracy_n" not in doc["arms"]["base-none"]
+    agreement = doc["judge"]["agreement"].get("answer_accuracy")
+    print(f"judge: {judged} of 6 judgements parsed; agreement with match: {agreement}")
+    assert agreement["n"] == judged  # SmolLM2-135M rarely writes ragas' JSON: kappa is then undefined, and said so
+    md = (repo.root / paths.COMPARISON_REPORT).read_text()
+    assert "## LLM judge (ragas)" in md and "answer accuracy" in md
+    assert ("Cohen's kappa **" in md) if judged else ("undefined, since none of its judgements could be read" in md)

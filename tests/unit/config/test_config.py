@@ -63,6 +63,9 @@ BAD = [
     ({"model": {"source": "hub", "path": None}}, "model.path"),
     ({"arms": {"contexts": ["none", "wikipedia"]}}, "arms.contexts"),
     ({"dataset": {"eval_fraction": 1.5}}, "dataset.eval_fraction"),
+    ({"inference": {"engine": "openai"}}, "inference.openai.base_url"),
+    ({"inference": {"engine": "vllm"}}, "inference.engine"),
+    ({"inference": {"openai": {"concurrency": 0}}}, "inference.openai.concurrency"),
 ]
 
 

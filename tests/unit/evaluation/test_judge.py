@@ -158,3 +158,27 @@ def test_build_samples_from_the_evaluate_stage_data():
     ]
     assert [s["answer"] for s in samples["base-none"]] == ["Rome", "1900"]  # eval order, not the predictions' order
     assert all(s["contexts"] == [] for s in samples["base-none"])
+
+
+def test_judge_arms_keeps_only_the_chosen_arms(judge_server, monkeypatch):
+    monkeypatch.setenv("RAGFT_TEST_JUDGE_KEY", KEY)
+    url = f"http://127.0.0.1:{judge_server.server_port}/v1"
+    cfg = OmegaConf.create({**judge_cfg(url, metrics=["factual_correctness"], max_questions=1),
+                            "arms": ["base-none"]})
+    result = judge.judge_arms(cfg, SAMPLES)
+    assert set(result["arms"]) == {"base-none"} and result["settings"]["arms"] == ["base-none"]
+    with pytest.raises(ConfigError, match="eval.judge.arms"):
+        judge.check_config({**judge_cfg(url), "arms": []})
+
+
+def test_agreement_with_match_is_kappa_over_the_defined_judgements():
+    from ragft.evaluation.factorial import Bootstrap
+
+    per_question = {"a": {"answer_accuracy": [1.0, 0.0, math.nan, 0.75, None]},
+                    "b": {"answer_accuracy": [0.0, 0.25, 1.0, 1.0, 0.0]}}
+    correct = {"a": [True, False, True, False, True], "b": [False, False, True, True, True]}
+    out = judge.agreement(per_question, correct, Bootstrap(resamples=200))
+    a = out["answer_accuracy"]
+    # pairs (judge >= 0.5, match): a: (T,T) (F,F) (T,F); b: (F,F) (F,F) (T,T) (T,T) (F,T)
+    assert a["n"] == 8 and a["judge_right"] == 4 and a["match_right"] == 4 and a["both"] == 6
+    assert a["kappa"] == pytest.approx(0.5) and "factual_correctness" not in out

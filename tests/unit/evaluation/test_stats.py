@@ -60,3 +60,18 @@ def test_mcnemar_exact_against_binomial_tail():
     expected = 2 * sum(math.comb(10, k) for k in range(3)) / 2**10  # two-sided exact: 0.109375
     assert res["p_value"] == pytest.approx(expected)
     assert mcnemar([True, False], [True, False])["p_value"] == 1.0
+
+
+def test_cohen_kappa_matches_its_definition_and_is_nan_for_a_constant_rater():
+    from ragft.evaluation.stats import cohen_kappa
+
+    a = [1, 1, 1, 0, 0, 0, 1, 0, 1, 1] * 3
+    b = [1, 1, 0, 0, 0, 1, 1, 0, 1, 1] * 3
+    po = sum(x == y for x, y in zip(a, b)) / len(a)
+    pa, pb = sum(a) / len(a), sum(b) / len(b)
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    k = cohen_kappa(a, b, resamples=500, seed=0)
+    assert abs(k.estimate - (po - pe) / (1 - pe)) < 1e-12 and k.low < k.estimate < k.high <= 1
+    assert cohen_kappa(a, b, resamples=500, seed=0) == k  # seeded
+    assert cohen_kappa(a, a, resamples=200).estimate == 1.0
+    assert math.isnan(cohen_kappa([1] * 10, b[:10]).estimate)

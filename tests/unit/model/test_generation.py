@@ -101,14 +101,14 @@ def test_truncation_cuts_context_never_the_question(cfg, tiny):
     _, tokenizer, _ = tiny
     question = "where was alice born ?"
     chunks = ["alice was born in paris " * 6, "bob was born in rome " * 6]
-    ids, kept, truncated = generation.fit_prompt(question, chunks, cfg, tokenizer, limit=20)
+    ids, texts, truncated = generation.fit_prompt(question, chunks, cfg, tokenizer, limit=20)
     text = tokenizer.decode(ids)
-    assert truncated and kept == 1 and len(ids) <= 20
+    assert truncated and len(texts) == 1 and len(ids) <= 20 and chunks[0].startswith(texts[0])
     assert text.startswith("context : alice was born")
     assert text.endswith("question : where was alice born ? answer :")
     # fits already: nothing cut, both chunks kept
-    ids, kept, truncated = generation.fit_prompt(question, ["bob works for acme"], cfg, tokenizer, limit=40)
-    assert (kept, truncated) == (1, False) and len(ids) == 15
+    ids, texts, truncated = generation.fit_prompt(question, ["bob works for acme"], cfg, tokenizer, limit=40)
+    assert (texts, truncated) == (["bob works for acme"], False) and len(ids) == 15
     # the question alone is too long: a clear error instead of a silently cut question
     with pytest.raises(DataError, match="does not fit"):
         generation.fit_prompt(question + " what" * 30, chunks, cfg, tokenizer, limit=20)

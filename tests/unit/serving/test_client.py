@@ -1,0 +1,139 @@
+"""The openai inference engine's client against small stand-in servers: retries on 429, the answer cache
+(no request on a rerun, resuming after a failure), fast failure on a dead URL, config errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+
+from ragft.config import ConfigError
+from ragft.model.answer_cache import AnswerCache
+from ragft.serving import client
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """An OpenAI-compatible stand-in: answers "answer to <user turn>", after the scripted failures
+    (``fail``: HTTP codes to answer first, in order; ``fail_after``: answer 500 from that request on)."""
+
+    fail: list[int] = []
+    fail_after: int | None = None
+    posts: list[dict] = []
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, code: int, obj: dict, headers: dict | None = None) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        for k, v in {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})}.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self._reply(200, {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "t"}]})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        cls = type(self)
+        cls.posts.append(body)
+        if cls.fail:
+            code = cls.fail.pop(0)
+            return self._reply(code, {"error": {"message": "slow down", "type": "rate_limit"}}, {"retry-after-ms": "50"})
+        if cls.fail_after is not None and len(cls.posts) > cls.fail_after:
+            return self._reply(500, {"error": {"message": "boom", "type": "server_error"}}, {"x-should-retry": "false"})
+        text = "answer to " + (body["messages"][-1]["content"] if "messages" in body else body["prompt"])
+        choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                  if "messages" in body else {"index": 0, "text": text, "finish_reason": "stop"})
+        self._reply(200, {"id": "x", "object": "chat.completion" if "messages" in body else "text_completion",
+                          "created": 0, "model": body["model"], "choices": [choice]})
+
+
+@pytest.fixture
+def server():
+    Scripted.fail, Scripted.fail_after, Scripted.posts = [], None, []
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def ocfg(url: str, **kw):
+    return SimpleNamespace(**{"base_url": url, "models": {"base": "m"}, "api": "auto", "api_key_env": "RAGFT_TEST_KEY",
+                              "concurrency": 2, "timeout": 10.0, "max_retries": 3, **kw})
+
+
+ICFG = SimpleNamespace(max_new_tokens=8, seed=0, do_sample=False, temperature=1.0, top_p=1.0)
+REQUESTS = [client.Request(messages=[{"role": "user", "content": f"q{i}"}]) for i in range(5)]
+
+
+def url_of(srv) -> str:
+    return f"http://127.0.0.1:{srv.server_address[1]}/v1"
+
+
+def test_answers_come_back_in_order_with_greedy_decoding(server, tmp_path):
+    answers, timings = client.answer_requests(REQUESTS, ocfg(url_of(server)), ICFG, "m", {"id": 1}, None)
+    assert answers == [f"answer to q{i}" for i in range(5)]
+    assert timings["requests"] == 5 and timings["cached_requests"] == 0
+    body = Scripted.posts[0]
+    assert body["model"] == "m" and body["temperature"] == 0.0 and body["seed"] == 0 and body["max_tokens"] == 8
+
+
+def test_a_server_that_answers_429_twice_is_retried_then_succeeds(server):
+    Scripted.fail = [429, 429]
+    one = [client.Request(messages=[{"role": "user", "content": "q"}])]
+    answers, timings = client.answer_requests(one, ocfg(url_of(server)), ICFG, "m", {"id": 1}, None)
+    assert answers == ["answer to q"] and len(Scripted.posts) == 3 and timings["requests"] == 1
+
+
+def test_a_rerun_sends_no_request_and_a_failed_arm_resumes_from_the_cache(server, tmp_path):
+    cache = AnswerCache(tmp_path / "cache")
+    Scripted.fail_after = 2  # the server dies after two answers
+    with pytest.raises(client.ServingError, match=r"127\.0\.0\.1:\d+/v1 failed .*2 of 5 answers are in the answer cache"):
+        client.answer_requests(REQUESTS, ocfg(url_of(server), concurrency=1), ICFG, "m", {"id": 1}, cache)
+    Scripted.fail_after, Scripted.posts = None, []
+    answers, timings = client.answer_requests(REQUESTS, ocfg(url_of(server)), ICFG, "m", {"id": 1}, cache)
+    assert answers == [f"answer to q{i}" for i in range(5)]
+    assert len(Scripted.posts) == 3 and (timings["requests"], timings["cached_requests"]) == (3, 2)
+    Scripted.posts = []
+    again, timings = client.answer_requests(REQUESTS, ocfg(url_of(server)), ICFG, "m", {"id": 1}, cache)
+    assert again == answers and Scripted.posts == [] and timings["requests"] == 0
+    # another model identity or other decoding is another key: asked again
+    client.answer_requests(REQUESTS[:1], ocfg(url_of(server)), SimpleNamespace(**{**vars(ICFG), "max_new_tokens": 9}),
+                           "m", {"id": 1}, cache)
+    client.answer_requests(REQUESTS[:1], ocfg(url_of(server)), ICFG, "m", {"id": 2}, cache)
+    assert len(Scripted.posts) == 2
+
+
+def test_completions_api_for_a_prompt_text(server):
+    answers, _ = client.answer_requests([client.Request(prompt="Q: x A:")], ocfg(url_of(server)), ICFG, "m", {}, None)
+    assert answers == ["answer to Q: x A:"] and "prompt" in Scripted.posts[0]
+
+
+def test_a_dead_url_fails_in_seconds_naming_it():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=rf"http://127\.0\.0\.1:{port}/v1/models is unreachable"):
+        client.probe(ocfg(f"http://127.0.0.1:{port}/v1"), "m")
+    assert time.perf_counter() - t0 < 5
+
+
+def test_probe_returns_the_servers_entry_and_urls_lose_credentials(server):
+    assert client.probe(ocfg(url_of(server)), "m") == {"id": "m", "owned_by": "t"}
+    assert client.public_url("https://user:pw@host:8443/v1?api_key=s") == "https://host:8443/v1"
+
+
+def test_unset_served_names_are_config_errors_naming_the_field():
+    with pytest.raises(ConfigError, match="inference.openai.models.raft"):
+        client.served_model(ocfg("http://127.0.0.1:1/v1"), "raft")
+    with pytest.raises(ConfigError, match="inference.openai.base_url"):
+        client.served_model(ocfg(None), "base")
