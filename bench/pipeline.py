@@ -7,7 +7,7 @@
   MLflow run; its start and end times give the stage's seconds, and its ``peak_rss_mb`` metric its
   peak memory.
 - ``--cold``: `git clone` of this repository's HEAD into a temp dir and `make demo` there, timed
-  (venv setup included; ~7 minutes on 2 idle cores).
+  (venv setup included; ~8 minutes on 2 idle cores).
 
 By default the workspace is a fresh copy of this working tree at ``experiment=tiny`` (same DAG, small
 data), fully run once; ``--workspace DIR`` measures an already-run workspace instead.
@@ -36,7 +36,7 @@ from tests.helpers import VENV_BIN, PipelineRepo
 log = logging.getLogger("bench.pipeline")
 
 GOAL_NOOP_S = 1.5
-GOAL_COLD_S = 300.0
+GOAL_COLD_S = 480.0  # the SmolLM2 default on 2 cores (issue: performance against the machine)
 OUTPUT_DIRS = ("data", "models", "reports", "metrics")
 
 

@@ -23,9 +23,9 @@ import math
 import os
 import warnings
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ragft.config import ConfigError
+from ragft.serving.client import public_url
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +73,6 @@ def check_config(cfg: Any) -> list[str]:
     return names
 
 
-def _public_url(url: str) -> str:
-    """``url`` without user:password@ or a query string (either could carry a credential)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 def _prompts_sha256(metrics: dict[str, Any]) -> str:
     """A fingerprint of the exact prompts (instructions, few-shot examples, output schemas) ragas sends:
     the same ``prompt_version`` label with other prompts would otherwise go unnoticed."""
@@ -101,7 +92,7 @@ def settings(cfg: Any, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     import ragas
 
     out = {
-        "base_url": _public_url(str(_get(cfg, "base_url") or "")),
+        "base_url": public_url(str(_get(cfg, "base_url") or "")),
         "model": _get(cfg, "model"),
         "prompt_version": _get(cfg, "prompt_version"),
         "temperature": _get(cfg, "temperature"),
@@ -136,7 +127,7 @@ async def _preflight(client: Any, cfg: Any) -> None:
     """GET <base_url>/models: an unreachable endpoint or a refused key fails here, in seconds, with a fix."""
     import openai
 
-    url = _public_url(str(_get(cfg, "base_url")))
+    url = public_url(str(_get(cfg, "base_url")))
     try:
         await client.models.list()
     except openai.AuthenticationError as e:
