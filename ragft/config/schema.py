@@ -287,7 +287,7 @@ class FinetuneConfig:
     seed: int = SI("${seed}")        # the experiment seed (`make seeds` sweeps it): LoRA init and data order
     raft: RaftConfig = field(default_factory=RaftConfig)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% slower
-    labelled_logits_only: bool = True  # vocabulary logits only where the next token is trained on (RAFT: ~25% faster)
+    labelled_logits_only: bool = True  # vocabulary logits only where the next token is trained on (long prompts: RAFT)
     qlora: bool = False              # the base model in 4 bits (bitsandbytes, CUDA only: pip install 'ragft[qlora]')
     accelerate: str = "cpu"          # accelerate/<name>.yaml: the `accelerate launch` config of the finetune stage
     # also save the adapter merged into a copy of the base weights (models/<model>/merged/, plain safetensors)
