@@ -28,9 +28,9 @@ QUESTION_IDS = EMBEDDINGS / "question_ids.json"
 EMBEDDINGS_MANIFEST = EMBEDDINGS / "manifest.json"
 
 INDEX = Path("data/index")                        # index
-INDEX_FILE = INDEX / "index.faiss"
-INDEX_MANIFEST = INDEX / "manifest.json"
-INDEX_IDS = INDEX / "ids.json"                    # chunk id of each index row
+INDEX_MANIFEST = INDEX / "manifest.json"          # the retriever: method, parameters, corpus hash
+DENSE_INDEX = INDEX / "dense"                      # FAISS: index.faiss, ids.json, manifest.json
+BM25_INDEX = INDEX / "bm25"                        # bm25s' arrays and vocabulary, ids.json, manifest.json
 
 RETRIEVAL = Path("data/retrieval")                # retrieve: ranked chunks per eval question
 RANKED = RETRIEVAL / "ranked.jsonl"

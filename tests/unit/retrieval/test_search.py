@@ -12,7 +12,6 @@ from ragft.config.schema import IndexConfig
 from ragft.io import DataError
 from ragft.retrieval import contexts
 from ragft.retrieval import search as retrieval
-from ragft.retrieval.index import build_index
 
 CHUNKS = [
     {"chunk_id": "d1#0000", "doc_id": "d1", "text": "Ada was born in Elmswick."},
@@ -62,22 +61,32 @@ def test_single_question_metrics():
     assert perfect["ndcg@2"] == pytest.approx(1.0)
 
 
-def test_search_rows_from_an_index():
+def test_ranked_rows_from_a_dense_retriever(tmp_path):
+    from ragft.config.schema import RetrieverConfig
+    from ragft.retrieval.retriever import Retriever, build_and_save
+
     rng = np.random.default_rng(0)
     x = rng.normal(size=(len(CHUNKS), 8)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    index = build_index(x, OmegaConf.structured(IndexConfig))
+    embedder = {"name": "e", "dim": 8}
+    cfg = OmegaConf.create({"retriever": OmegaConf.structured(RetrieverConfig),
+                            "index": OmegaConf.structured(IndexConfig)})
     ids = [c["chunk_id"] for c in CHUNKS]
-    chunk_doc = {c["chunk_id"]: c["doc_id"] for c in CHUNKS}
+    # vectors stored in another order than the chunks: rows still map back by chunk id
+    order = list(range(len(CHUNKS)))[::-1]
+    build_and_save(tmp_path, cfg, CHUNKS, x[order], [ids[i] for i in order], embedder)
+    engine = Retriever(tmp_path, cfg, CHUNKS, embedder)
     queries = x[[4, 0]] + 0.01
-    rows = retrieval.search(index, ids, chunk_doc, ["qb", "qa"], queries, depth=10)  # depth > corpus: -1 dropped
-    assert [r["qid"] for r in rows] == ["qa", "qb"]
+    rows = retrieval.ranked_rows(["qb", "qa"], engine.rank(["b?", "a?"], queries, depth=10), CHUNKS, "dense")
+    assert [r["qid"] for r in rows] == ["qa", "qb"]                      # sorted; depth > corpus: -1 dropped
     assert rows[0]["chunk_ids"][0] == "d1#0000" and rows[1]["chunk_ids"][0] == "d3#0001"
-    assert all(len(r["chunk_ids"]) == len(CHUNKS) == len(r["scores"]) for r in rows)
-    assert rows[1]["doc_ids"] == [chunk_doc[c] for c in rows[1]["chunk_ids"]]
+    assert all(len(r["chunk_ids"]) == len(CHUNKS) == len(r["scores"]) and r["method"] == "dense" for r in rows)
+    assert rows[1]["doc_ids"] == [c.split("#")[0] for c in rows[1]["chunk_ids"]]
     assert rows[0]["scores"] == sorted(rows[0]["scores"], reverse=True)
-    with pytest.raises(DataError, match="chunks.jsonl"):
-        retrieval.search(index, ids, {}, ["qa"], queries[:1], depth=2)
+    with pytest.raises(DataError, match="corpus_sha256"):
+        Retriever(tmp_path, cfg, CHUNKS[:-1], embedder)
+    with pytest.raises(DataError, match="rankings but 1 question ids"):
+        retrieval.ranked_rows(["qa"], [], CHUNKS, "dense")
 
 
 def test_contexts_none_and_retrieved_top_k():
