@@ -36,7 +36,7 @@ UV_PIP = $(UV) pip install -q --python $(PY) --compile-bytecode --index-strategy
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup lock params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench serve
+.PHONY: help setup lock params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench serve robustness
 
 help:
 	@echo "make demo   - set up, run the default experiment (dvc repro), print where the results are"
@@ -45,6 +45,7 @@ help:
 	@echo "make bench  - benchmarks → reports/bench.md (BENCH_ARGS=--quick for a short run)"
 	@echo "make sweep ARGS=\"-S 'retrieval.top_k=1,3'\" - run a sweep of experiments (2 workers), then make compare"
 	@echo "make seeds  - one experiment per seed of eval.seeds; make compare gives mean +- std"
+	@echo "make robustness - the retrieval-robustness sweep: each model's score as retrieval degrades (report section)"
 	@echo "make serve  - the pipeline's models behind an OpenAI-compatible server on 127.0.0.1:PORT (default 8000)"
 
 setup: $(VENV)/.installed
@@ -88,6 +89,13 @@ test-fast: setup
 bench: setup
 	$(DVC) repro base_model contexts
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The retrieval-robustness sweep as an experiment: every model answers each degraded context (top k, shuffled,
+# gold among random / hard distractors, gold removed); reports/report.html gets one plot per model.
+# Only contexts, infer@<model> and evaluate rerun; the arms' own answers come from the answer cache.
+robustness: setup
+	$(DVC) exp run -S robustness.enabled=true $(ARGS)
+	@$(VENV)/bin/ragft summary
 
 # The pipeline's models (base + the merged fine-tuned ones) behind `transformers serve` on 127.0.0.1; prints
 # the `dvc exp run -S inference.engine=openai ...` line that answers the arms through it. Ctrl-C stops it.

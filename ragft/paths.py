@@ -42,6 +42,13 @@ def context_file(kind: str) -> Path:
     return CONTEXTS / f"{kind}.jsonl"
 
 
+ROBUSTNESS_CONTEXTS = CONTEXTS / "robustness"    # the robustness sweep: conditions.json + <condition>.jsonl
+
+
+def robustness_context(condition: str) -> Path:
+    return ROBUSTNESS_CONTEXTS / f"{condition}.jsonl"
+
+
 MODELS = Path("models")
 BASE_MODEL = MODELS / "base"                      # base_model
 FINETUNED = MODELS / "finetuned"                  # finetune@finetuned (adapter on top of BASE_MODEL)
@@ -69,6 +76,11 @@ def predictions_dir(model: str, context: str) -> Path:
     return PREDICTIONS / model / context
 
 
+def robustness_predictions(model: str, condition: str) -> Path:
+    """One model's answers in one robustness condition (infer@<model>, when robustness.enabled)."""
+    return PREDICTIONS / model / "robustness" / condition
+
+
 PREDICTIONS_FILE = "predictions.jsonl"            # inside predictions_dir: deterministic answers
 ARM_INFO = "arm.json"                             # inside predictions_dir: the arm, its model manifest, decoding
 TIMINGS = "timings.json"                          # inside predictions_dir: wall-clock numbers (vary run to run)
@@ -86,6 +98,7 @@ def finetune_metrics(model: str) -> Path:
 
 BASE_MODEL_METRICS = METRICS / "base_model.json"  # base_model: size, training time and loss, sanity probe
 EVAL_METRICS = METRICS / "metrics.json"
+ROBUSTNESS_METRICS = METRICS / "robustness.json"  # evaluate: the primary metric per model x robustness condition
 
 PLOTS = Path("plots")
 RECALL_AT_K_PLOT = PLOTS / "recall_at_k.csv"
@@ -97,6 +110,7 @@ def train_curve(model: str) -> Path:
 
 
 METRIC_BY_ARM_PLOT = PLOTS / "metric_by_arm.csv"
+ROBUSTNESS_PLOT = PLOTS / "robustness.csv"
 
 REPORTS = Path("reports")
 COMPARISON_REPORT = REPORTS / "comparison.md"

@@ -556,6 +556,10 @@ class Config:
             _check(self.retriever.hybrid.candidates >= depth, "retriever.hybrid.candidates",
                    self.retriever.hybrid.candidates, f"it must be >= retrieval.depth ({depth}), the ranks kept")
         rb = self.robustness
+        if rb.models and self.arms is not MISSING:
+            extra = sorted(set(map(str, rb.models)) - set(map(str, self.arms.models)))
+            _check(not extra, "robustness.models", [str(m) for m in rb.models],
+                   f"{extra} are not in arms.models {[str(m) for m in self.arms.models]}; choose among those")
         need = max(max(rb.ks), max(rb.distractors))
         _check(need <= depth, "robustness.ks / robustness.distractors", need,
                f"the largest must be <= retrieval.depth ({depth}), the ranked candidates they are drawn from")

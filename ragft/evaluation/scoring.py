@@ -21,12 +21,12 @@ from ragft.io import DataError, read_jsonl
 log = logging.getLogger(__name__)
 
 
-def read_predictions(pred_dir: str | Path, qids: list[str]) -> dict[str, dict]:
+def read_predictions(pred_dir: str | Path, qids: list[str], stage: str | None = None) -> dict[str, dict]:
     """One arm's predictions by qid (``pred_dir``: data/predictions/<model>/<context>); every eval question
-    must have exactly one."""
+    must have exactly one. ``stage``: the stage that writes them (default infer@<model> from the path)."""
     pred_dir = Path(pred_dir)
     path = pred_dir / paths.PREDICTIONS_FILE
-    stage = f"infer@{pred_dir.parent.name}"
+    stage = stage or f"infer@{pred_dir.parent.name}"
     if not path.exists():
         raise DataError(f"{path}: not found. Run `dvc repro {stage}`.")
     by_qid: dict[str, dict] = {}

@@ -12,8 +12,9 @@ log = logging.getLogger(__name__)
 
 def contexts(cfg, run) -> None:
     from ragft.data.rows import read_questions
-    from ragft.io import read_jsonl, write_jsonl
+    from ragft.io import atomic_dir, read_jsonl, write_json, write_jsonl
     from ragft.retrieval import contexts as arms_contexts
+    from ragft.retrieval import robustness
 
     questions = read_questions(paths.QA_EVAL, ("question", "doc_ids"))
     ranked = read_jsonl(paths.RANKED)
@@ -23,9 +24,16 @@ def contexts(cfg, run) -> None:
     # each file is written atomically on its own: an unchanged file keeps its hash, so its arms stay cached
     for kind, rows in built.items():
         write_jsonl(paths.context_file(kind), rows)
+    # the robustness sweep's conditions (robustness.enabled; otherwise an empty list)
+    conds = robustness.conditions(cfg.robustness, cfg.retrieval.top_k) if cfg.robustness.enabled else []
+    with atomic_dir(paths.ROBUSTNESS_CONTEXTS) as out:
+        if conds:
+            for name, rows in robustness.build(questions, ranked, chunks, cfg.robustness, cfg.retrieval.top_k).items():
+                write_jsonl(out / f"{name}.jsonl", rows)
+        write_json(out / "conditions.json", [c.as_dict() for c in conds])
     run.write_record(paths.CONTEXTS)
     sizes = {f"mean_chunks_{k}": sum(len(r["chunks"]) for r in rows) / max(len(rows), 1) for k, rows in built.items()}
-    log.info("contexts for %d questions: %s", len(questions), sizes)
+    log.info("contexts for %d questions: %s; %d robustness conditions", len(questions), sizes, len(conds))
     run.log_metrics({"n_questions": len(questions), **sizes})
 
 

@@ -1,7 +1,7 @@
 """evaluate: score every arm, write the verdict and its evidence, and the experiment's MLflow summary.
 
 Writes metrics/metrics.json (DVC metrics, deterministic: arms with CIs, paired differences, effects,
-contamination, the verdict), reports/per_question.csv, plots/metric_by_arm.csv, and the two reports
+contamination, the verdict), metrics/robustness.json (the robustness sweep, when enabled), reports/per_question.csv, plots/metric_by_arm.csv, and the two reports
 (reports/comparison.md, reports/report.html + its PNGs in reports/plots/), all from what this stage
 computed in memory.
 """
@@ -33,7 +33,7 @@ def evaluate(cfg, run) -> None:
     from ragft.arms import Context, product
     from ragft.config import ConfigError, plain
     from ragft.data.rows import read_questions
-    from ragft.evaluation import factorial, judge, scoring
+    from ragft.evaluation import factorial, judge, robustness, scoring
     from ragft.evaluation.verdict import verdict
     from ragft.finetune.contamination import contamination_report
     from ragft.io import atomic_file, flatten, json_safe, read_json, read_jsonl, write_json
@@ -71,6 +71,7 @@ def evaluate(cfg, run) -> None:
             judged["per_question"], {a: [bool(r["match"]) for r in s.per_question] for a, s in scores.items()}, boot)
         doc["judge"] = json_safe({k: judged[k] for k in ("settings", "failures", "agreement")})
     doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence, metric))
+    robust = json_safe(robustness.score(cfg, qa, boot))   # {"enabled": false} unless robustness.enabled
     scoring_seconds = time.perf_counter() - t0
     log.info("scored %d arms x %d questions in %.1f s", len(arms), len(qa), scoring_seconds)
 
@@ -80,7 +81,7 @@ def evaluate(cfg, run) -> None:
         doc, {a: s.per_question for a, s in scores.items()}, qa, contexts=contexts, timings=timings,
         base_manifest=arm_info[arms[0].name]["base_model"], finetune=trained,
         loss_curves={m: read_loss_curve(paths.model_dir(m) / paths.TRAIN_CURVE) for m in trained},
-        retrieval=retrieval, index=index, judge=judged, examples=ev.examples,
+        retrieval=retrieval, index=index, judge=judged, examples=ev.examples, robustness=robust,
     )
     table = scoring.per_question_table(qa, scores)
 
@@ -92,6 +93,11 @@ def evaluate(cfg, run) -> None:
                                 lineterminator="\n")
         writer.writeheader()
         writer.writerows({"arm": a, **m} for a, m in doc["arms"].items())
+    write_json(paths.ROBUSTNESS_METRICS, robust)
+    with atomic_file(paths.ROBUSTNESS_PLOT) as fh:
+        writer = csv.DictWriter(fh, fieldnames=["model", "condition", "group", "size", "estimate"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(robustness.plot_rows(robust))
     written = write_reports(report)
     run.write_record(paths.REPORTS)
 

@@ -100,13 +100,21 @@ class Served:
 def infer(cfg, run) -> None:
     from omegaconf import OmegaConf
 
-    from ragft.io import atomic_dir, write_json, write_jsonl
+    from ragft.io import DataError, atomic_dir, read_json, write_json, write_jsonl
     from ragft.model.answer_cache import AnswerCache, default_dir
     from ragft.model.generation import read_contexts
+    from ragft.retrieval import robustness
 
     model_name = str(cfg.arm.model)
     arms = [Arm(model_name, str(c)) for c in cfg.arms.contexts]
     contexts = {a.context: read_contexts(paths.context_file(a.context)) for a in arms}  # every input, checked first
+    sweep = {}                               # the robustness conditions this model answers too
+    if model_name in robustness.models(cfg):
+        listed = read_json(paths.ROBUSTNESS_CONTEXTS / "conditions.json")
+        if not listed:
+            raise DataError(f"{paths.ROBUSTNESS_CONTEXTS / 'conditions.json'}: no conditions, but robustness.enabled "
+                            "is true. Fix: `dvc repro contexts` (it writes them when robustness is enabled).")
+        sweep = {c["name"]: read_contexts(paths.robustness_context(c["name"])) for c in listed}
     adapter = paths.model_dir(model_name) if arms[0].is_tuned else None
     engine = (Served if str(cfg.inference.engine) == "openai" else InProcess)(cfg, model_name, adapter)
     manifest = engine.manifest
@@ -130,6 +138,14 @@ def infer(cfg, run) -> None:
             run.log_metrics({f"{arm.context}.{k}": v for k, v in timings.items() if isinstance(v, (int, float))})
             log.info("arm %s: %.1f questions/s, %.3f s/question, %.1f prompt tokens on average%s", arm.name,
                      timings["questions_per_second"], timings["mean_latency_seconds"], timings["mean_prompt_tokens"],
+                     " (from the answer cache)" if timings["from_cache"] else "")
+        for condition, rows in sweep.items():
+            predictions, timings = engine.answer(rows, cache)
+            cond_dir = out / "robustness" / condition
+            cond_dir.mkdir(parents=True)
+            write_jsonl(cond_dir / paths.PREDICTIONS_FILE, predictions)
+            write_json(cond_dir / paths.TIMINGS, timings)
+            log.info("robustness %s/%s: %.1f questions/s%s", model_name, condition, timings["questions_per_second"],
                      " (from the answer cache)" if timings["from_cache"] else "")
         run.write_record(out)
 

@@ -92,6 +92,9 @@ class Report:
     attributes: list[dict] = field(default_factory=list)     # {attribute, n, score: {arm: the primary metric}}
     examples: list[dict] = field(default_factory=list)       # see pick_examples
     judge: dict | None = None                               # ragft.evaluation.judge.judge_arms(...)
+    retriever: str = ""                                     # the ranking, in words ("bm25, reranked by ...")
+    retrieval_first_stage: dict = field(default_factory=dict)  # the retriever's metrics before the reranker
+    robustness: dict = field(default_factory=dict)          # metrics/robustness.json (ragft.evaluation.robustness)
     title: str = TITLE
 
     @property
@@ -141,6 +144,11 @@ class Report:
         return out
 
     @property
+    def robustness_models(self) -> dict[str, dict]:
+        """model → condition → CI, when the robustness sweep ran."""
+        return self.robustness.get("models", {}) if self.robustness.get("enabled") else {}
+
+    @property
     def judge_metrics(self) -> list[str]:
         if not self.judge or not self.judge.get("arms"):
             return []
@@ -157,6 +165,15 @@ def effect_rows(effects: dict[str, dict[str, dict]]) -> list[dict]:
     models = arms_vocabulary.ordered([r["model"] for r in rows], arms_vocabulary.MODELS)
     return sorted(rows, key=lambda r: (models.index(r["model"]), names.index(r["name"]) if r["name"] in names
                                        else len(names), r["name"]))
+
+
+def retriever_text(retrieval: dict) -> str:
+    """metrics/retrieval.json's method (and reranker), in words."""
+    method = {"dense": "dense (embedder + FAISS)", "bm25": "BM25", "hybrid": "hybrid (dense + BM25, fused)"}
+    text = method.get(retrieval.get("method", ""), str(retrieval.get("method", "")))
+    if retrieval.get("reranker") not in (None, "none"):
+        text += ", reranked by a cross-encoder"
+    return text
 
 
 def retrieval_tables(retrieval: dict) -> tuple[list[tuple[str, dict]], list[tuple[str, Any]]]:
@@ -216,7 +233,8 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
                  contexts: dict[str, dict[str, list]] | None = None, timings: dict[str, dict] | None = None,
                  base_manifest: dict | None = None, finetune: dict[str, dict] | None = None,
                  loss_curves: dict[str, list[tuple[float, float]]] | None = None, retrieval: dict | None = None,
-                 index: dict | None = None, judge: dict | None = None, examples: int = 5) -> Report:
+                 index: dict | None = None, judge: dict | None = None, examples: int = 5,
+                 robustness: dict | None = None) -> Report:
     """The report of one experiment from what the evaluate stage computed.
 
     ``doc``: metrics.json's document; ``per_question``: arm → rows {answer, match, exact_match, f1} in ``qa``
@@ -249,4 +267,7 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         examples=pick_examples(qa, {a: per_question[a] for a in arm_names if a in per_question}, shown_contexts,
                                examples, metric),
         judge=judge,
+        retriever=retriever_text(retrieval or {}),
+        retrieval_first_stage=(retrieval or {}).get("first_stage", {}),
+        robustness=robustness or {},
     )

@@ -318,3 +318,35 @@ def grouped_bars(categories: Sequence[str], series: Sequence[tuple[str, Sequence
         ax.set_title(title)
     ax.legend(fontsize="small", ncol=min(len(series), 3))
     return fig
+
+
+ROBUSTNESS_COLOURS = {"top_k": "#0072B2", "shuffled": "#56B4E9", "gold": "#009E73", "random": "#F0E442",
+                      "hard": "#E69F00", "no_gold": "#D55E00"}
+ROBUSTNESS_GROUPS = {"top_k": "retrieved top k", "shuffled": "top k, shuffled", "gold": "gold only",
+                     "random": "gold + random distractors", "hard": "gold + hard distractors",
+                     "no_gold": "retrieved, gold removed"}
+
+
+def robustness_bars(model: str, conditions: Sequence[dict], by_condition: dict[str, dict], metric: str = "EM",
+                    confidence: float = 0.95):
+    """One model's primary metric in each robustness condition (bars coloured by kind, with CIs)."""
+    shown = [c for c in conditions if c["name"] in by_condition and not _nan(by_condition[c["name"]]["estimate"])]
+    if not shown:
+        return None
+    fig = _figure(max(6.5, 0.45 * len(shown) + 2.5), 3.6)
+    ax = fig.subplots()
+    seen = set()
+    for i, c in enumerate(shown):
+        s = by_condition[c["name"]]
+        est, lo, hi = (100 * s[k] for k in ("estimate", "ci_low", "ci_high"))
+        group = c["group"]
+        ax.bar(i, est, 0.75, color=ROBUSTNESS_COLOURS.get(group, "#999999"), edgecolor="#333333", linewidth=0.4,
+               yerr=[[max(est - lo, 0)], [max(hi - est, 0)]], capsize=2,
+               label=None if group in seen else ROBUSTNESS_GROUPS.get(group, group))
+        seen.add(group)
+    ax.set_xticks(range(len(shown)), [c["label"] for c in shown], rotation=35, ha="right")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(f"{model}: {metric} as retrieval degrades ({round(confidence * 100)}% CI)")
+    ax.legend(fontsize="small", ncol=3, loc="upper right")
+    return fig

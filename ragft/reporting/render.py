@@ -107,6 +107,9 @@ def make_figures(report: Report) -> dict[str, bytes]:
             [r["n"] for r in report.attributes], report.metric_short),
         "finetune_loss": plots.render(plots.loss_curves, report.loss_curves),
         "cost_quality": plots.render(plots.cost_quality, report.costs, report.metric_short),
+        **{f"robustness_{model}": plots.render(plots.robustness_bars, model, report.robustness["conditions"], rows,
+                                               report.metric_short, level_)
+           for model, rows in report.robustness_models.items()},
     }
     return {k: v for k, v in figures.items() if v is not None}
 
