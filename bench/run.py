@@ -46,6 +46,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "flops": ("bench.flops", [], ["--quick"]),                 # machine_peak + flop_efficiency
     "stage_overhead": ("bench.stage_overhead", [], ["--runs", "3"]),
     "serving": ("bench.serving", [], ["--questions", "16"]),      # transformers serve vs in process
+    "retrieval": ("bench.retrieval", [], []),                    # dense vs bm25 vs hybrid, synthbio + prose
 }
 
 

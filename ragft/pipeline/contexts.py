@@ -31,6 +31,7 @@ def contexts(cfg, run) -> None:
             for name, rows in robustness.build(questions, ranked, chunks, cfg.robustness, cfg.retrieval.top_k).items():
                 write_jsonl(out / f"{name}.jsonl", rows)
         write_json(out / "conditions.json", [c.as_dict() for c in conds])
+        run.write_record(out)
     run.write_record(paths.CONTEXTS)
     sizes = {f"mean_chunks_{k}": sum(len(r["chunks"]) for r in rows) / max(len(rows), 1) for k, rows in built.items()}
     log.info("contexts for %d questions: %s; %d robustness conditions", len(questions), sizes, len(conds))

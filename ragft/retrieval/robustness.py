@@ -1,7 +1,7 @@
 """The retrieval-robustness sweep's contexts: what each model reads as retrieval degrades.
 
 Conditions (`robustness` in params.yaml), each a context file under data/contexts/robustness/:
-- k<k>           the retrieved top k, in rank order, for k in robustness.ks;
+- k<k>           the retrieved top k, in rank order, for k in robustness.ks and retrieval.top_k;
 - k<max>-shuffled the same top max(ks) in a seeded random order (does the model lean on rank order?);
 - gold           the gold document's chunks alone (the oracle arm);
 - gold+<n>random the gold chunks among n chunks drawn at random from other documents;
@@ -35,7 +35,7 @@ class Condition:
 
 def conditions(rb: Any, top_k: int) -> list[Condition]:
     """The sweep's conditions, in plot order."""
-    ks, ns = sorted(set(rb.ks)), sorted(set(rb.distractors))
+    ks, ns = _ks(rb, top_k), sorted(set(rb.distractors))
     out = [Condition(f"k{k}", f"top {k}", "top_k", k) for k in ks]
     out.append(Condition(f"k{ks[-1]}-shuffled", f"top {ks[-1]} shuffled", "shuffled", ks[-1]))
     if 0 in ns:
@@ -44,6 +44,11 @@ def conditions(rb: Any, top_k: int) -> list[Condition]:
         out += [Condition(f"gold+{n}{kind}", f"gold + {n} {kind}", kind, n) for n in ns if n > 0]
     out.append(Condition("no-gold", f"top {top_k}, no gold", "no_gold", top_k))
     return out
+
+
+def _ks(rb: Any, top_k: int) -> list[int]:
+    """robustness.ks plus retrieval.top_k (the retrieved arm's own k, which no-gold is compared with)."""
+    return sorted(set(rb.ks) | {int(top_k)})
 
 
 def models(cfg: Any) -> list[str]:
@@ -67,9 +72,10 @@ def build(questions: list[dict], ranked: list[dict], chunks: list[dict], rb: Any
     question = {q["qid"]: q for q in questions}
     gold_rows = {r["qid"]: r for r in oracle_contexts(questions, chunks)}
     conds = conditions(rb, top_k)
-    kmax = max(rb.ks)
+    ks = _ks(rb, top_k)
+    kmax = ks[-1]
     out: dict[str, list[dict]] = {c.name: [] for c in conds}
-    for k in sorted(set(rb.ks)):
+    for k in ks:
         out[f"k{k}"] = retrieved_contexts(questions, ranked, chunks, k)
     for row in out[f"k{kmax}"]:
         out[f"k{kmax}-shuffled"].append({**row, "chunks": _shuffled(row["chunks"], seed, "order", row["qid"])})

@@ -168,3 +168,21 @@ def test_pipeline_section_lists_each_stage_with_seconds_and_peak_memory(tmp_path
     _, md_path = report.write_report({"environment": runner.environment(), "benchmarks": [row]}, tmp_path)
     md = md_path.read_text()
     assert "| stage | seconds | peak RSS (MiB) |" in md and "| embed | 2.7 | 661.7 |" in md and "| prepare | 0.1 |  |" in md
+
+
+# --------------------------------------------------------------------------- retrieval comparison
+
+
+def test_retrieval_row_ranks_the_retrievers_on_the_prose_corpus():
+    from bench import retrieval
+
+    def row(r1):
+        return {"recall@1": r1, "recall@3": 1.0, "recall@5": 1.0, "recall@10": 1.0, "mrr": r1, "n_questions": 47,
+                "build_s": 0.01, "query_ms": 0.2}
+
+    res = {"corpora": {"synthbio": {m: row(1.0) for m in retrieval.METHODS},
+                       "prose": {"dense": row(0.8), "bm25": row(1.0), "hybrid": row(0.9)}},
+           "reranker": None, "ks": [1, 3, 5, 10]}
+    got = retrieval.summarize(res)
+    assert got["ratio"] == 1.25 and got["met"] and got["value"].startswith("prose: bm25 recall@1 1.0")
+    assert set(got["figures"]) == {f"{c}.{m}" for c in ("synthbio", "prose") for m in retrieval.METHODS}
