@@ -14,7 +14,7 @@ from ragft.arms import order
 
 def summary_text(root: str | Path = ".") -> str:
     from ragft.io import DataError, read_json
-    from ragft.reporting.model import METRIC_SHORT, generator_text
+    from ragft.reporting.model import METRIC_SHORT, generator_text, retriever_text
     from ragft.reporting.render import interval, level, pct
     from ragft.tracking import tracking_uri
 
@@ -33,7 +33,10 @@ def summary_text(root: str | Path = ".") -> str:
     arms = doc.get("arms") or {}
     width = max([len(a) for a in arms] + [3])
     ci = f"{METRIC_SHORT[metric]} {level(verdict.get('confidence', doc.get('bootstrap', {}).get('confidence', 0.95)))} CI"
-    lines = [f"Generator: {generator_text(manifest)}. Primary metric: {metric}.",
+    retrieval = read_json(root / paths.RETRIEVAL_METRICS) if (root / paths.RETRIEVAL_METRICS).exists() else {}
+    retriever = (f" Retriever: {retriever_text(retrieval)} (recall@1 {retrieval['recall@1']:.3f})."
+                 if "recall@1" in retrieval else "")
+    lines = [f"Generator: {generator_text(manifest)}. Primary metric: {metric}.{retriever}",
              verdict.get("text", f"(no verdict in {paths.EVAL_METRICS}: rerun `dvc repro evaluate`)"), "",
              f"{'arm':<{width}}  match (%)  EM (%)  F1 (%)  words  {ci}"]
     for arm in order(arms):

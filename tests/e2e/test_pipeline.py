@@ -128,20 +128,37 @@ def test_index_change_reruns_index_not_chunk_or_embed(repo):
 DOWNSTREAM_OF_RETRIEVAL = {"check_params", "index", "retrieve", "contexts", "evaluate"} | INFERS
 
 
-def test_bm25_retriever_reruns_retrieval_and_what_follows(repo):
-    """`dvc exp run -S retriever=bm25`: the index and everything after it, nothing before (no re-embedding)."""
+def test_bm25_and_the_robustness_sweep_rerun_retrieval_and_what_follows(repo):
+    """One `dvc exp run -S retriever=bm25 -S robustness.enabled=true` (one run for two features: the suite's
+    time): the index and everything after it, nothing before (no re-embedding); every robustness condition
+    answered and plotted; the arms' own answers from the answer cache (the top-1 chunk is the same)."""
     try:
-        ran = repo.ran(repo.dvc("exp", "run", "-S", "retriever=bm25").stdout)
+        out = repo.dvc("exp", "run", "-S", "retriever=bm25", "-S", "robustness.enabled=true",
+                       "-S", "robustness.models=[raft]").stdout
         metrics = json.loads((repo.root / paths.RETRIEVAL_METRICS).read_text())
         manifest = json.loads((repo.root / paths.INDEX_MANIFEST).read_text())
         report = (repo.root / paths.COMPARISON_REPORT).read_text()
+        doc = json.loads((repo.root / paths.ROBUSTNESS_METRICS).read_text())
+        plots = sorted(p.name for p in (repo.root / paths.REPORT_PLOTS).glob("robustness_*.png"))
+        html = (repo.root / paths.HTML_REPORT).read_text()
+        csv_rows = (repo.root / paths.ROBUSTNESS_PLOT).read_text().splitlines()
     finally:
         repo.reset()
-    assert ran == DOWNSTREAM_OF_RETRIEVAL
+    assert repo.ran(out) == DOWNSTREAM_OF_RETRIEVAL
     assert metrics["method"] == "bm25" and metrics["reranker"] == "none" and 0 < metrics["recall@1"] <= 1
     assert set(manifest["components"]) == {"bm25"} and manifest["bm25"]["variant"] == "lucene"
     assert len(manifest["corpus_sha256"]) == 64
     assert "Retriever: BM25." in report
+    assert doc["enabled"] and set(doc["models"]) == {"raft"}
+    names = [c["name"] for c in doc["conditions"]]
+    assert names[:5] == ["k1", "k3", "k5", "k10", "k10-shuffled"] and "gold+4hard" in names and names[-1] == "no-gold"
+    for row in doc["models"]["raft"].values():
+        assert 0 <= row["ci_low"] <= row["estimate"] <= row["ci_high"] <= 1 and row["n"] == 40
+    assert set(doc["contrasts"]["raft"]) == {"k_best_minus_k1", "shuffle_cost", "random_distractor_cost",
+                                            "hard_distractor_cost", "missing_gold_cost"}
+    assert plots == ["robustness_raft.png"] and 'id="robustness"' in html and len(csv_rows) == 1 + len(names)
+    assert "## Robustness to retrieval" in report
+    assert json.loads((repo.root / paths.ROBUSTNESS_METRICS).read_text()) == {"enabled": False}   # reset: off
 
 
 def test_hybrid_with_a_cross_encoder_reranks_the_first_stage(repo, tmp_path):
@@ -164,31 +181,6 @@ def test_hybrid_with_a_cross_encoder_reranks_the_first_stage(repo, tmp_path):
     assert first["scores"] == sorted(first["scores"], reverse=True)
     assert set(first["retriever_component_ranks"]) == {"dense", "bm25"}
     assert record["architecture"] == "BertForSequenceClassification" and len(record["weights_sha256"]) == 64
-
-
-def test_robustness_sweep_answers_every_condition_and_plots_each_model(repo):
-    """`make robustness` = `dvc exp run -S robustness.enabled=true`: contexts, infer@<model> and evaluate rerun;
-    the arms' own answers come from the answer cache."""
-    try:
-        ran = repo.ran(repo.dvc("exp", "run", "-S", "robustness.enabled=true", "-S", "robustness.models=[raft]").stdout)
-        doc = json.loads((repo.root / paths.ROBUSTNESS_METRICS).read_text())
-        plots = sorted(p.name for p in (repo.root / paths.REPORT_PLOTS).glob("robustness_*.png"))
-        html = (repo.root / paths.HTML_REPORT).read_text()
-        arm_cached = json.loads((repo.root / paths.predictions_dir("raft", "retrieved") / paths.TIMINGS).read_text())
-        csv_rows = (repo.root / paths.ROBUSTNESS_PLOT).read_text().splitlines()
-    finally:
-        repo.reset()
-    assert ran == {"check_params", "contexts", "evaluate"} | INFERS
-    assert doc["enabled"] and set(doc["models"]) == {"raft"}
-    names = [c["name"] for c in doc["conditions"]]
-    assert names[:5] == ["k1", "k3", "k5", "k10", "k10-shuffled"] and "gold+4hard" in names and names[-1] == "no-gold"
-    for row in doc["models"]["raft"].values():
-        assert 0 <= row["ci_low"] <= row["estimate"] <= row["ci_high"] <= 1 and row["n"] == 40
-    assert set(doc["contrasts"]["raft"]) == {"k_best_minus_k1", "shuffle_cost", "random_distractor_cost",
-                                            "hard_distractor_cost", "missing_gold_cost"}
-    assert plots == ["robustness_raft.png"] and 'id="robustness"' in html and len(csv_rows) == 1 + len(names)
-    assert arm_cached["from_cache"]
-    assert json.loads((repo.root / paths.ROBUSTNESS_METRICS).read_text()) == {"enabled": False}   # reset: off
 
 
 def test_top_k_change_regenerates_only_the_retrieved_arms(repo):
