@@ -82,7 +82,7 @@ class DatasetConfig:
     attributes: list[str] = field(default_factory=lambda: ["birth_date", "birth_city", "university", "major", "employer"])
     paraphrases: int = 4             # extra renderings per person, for the fine-tuning augmentation knob
     # local
-    path: str | None = None          # folder of .md/.txt/.html documents
+    path: str | None = None          # folder of .md/.txt/.html/.pdf/.docx documents (nested folders allowed)
     qa_file: str | None = None       # .jsonl or .csv with question, answer, doc_id
     hf: HFDatasetConfig = field(default_factory=HFDatasetConfig)
 
@@ -93,7 +93,7 @@ class DatasetConfig:
                    "it must be >= 2 (people are split into training and eval)")
         if self.source == Source.local:
             _check(bool(self.path), "dataset.path", self.path,
-                   "dataset.source=local needs a folder of .md/.txt/.html files")
+                   "dataset.source=local needs a folder of .md/.txt/.html/.pdf/.docx files")
         if self.source == Source.hf:
             _check(bool(self.hf.name), "dataset.hf.name", self.hf.name,
                    "dataset.source=hf needs a dataset id or builder")

@@ -1,7 +1,7 @@
 """The three sources of a corpus (documents + questions about them), one loader each.
 
 - synthbio: fictional people (ragft.data.synthbio), the default: every fact is new to any model.
-- local: a folder of .md/.txt/.html files and a .jsonl/.csv QA file: a user's own documents.
+- local: a folder of .md/.txt/.html/.pdf/.docx files and a .jsonl/.csv QA file: a user's own documents.
 - hf: any `datasets` dataset with a question/answer/context column mapping (SQuAD-style).
 
 Every loader reads and checks all of its input before returning, so a bad file fails the stage
@@ -28,8 +28,10 @@ from ragft.io import DataError
 
 log = logging.getLogger(__name__)
 
-DOC_SUFFIXES = (".md", ".txt", ".html", ".htm")
+DOC_SUFFIXES = (".md", ".txt", ".html", ".htm", ".pdf", ".docx")
 QA_COLUMNS = ("question", "answer", "doc_id")
+# Other names users give the doc_id column (first found wins; doc_id itself comes first).
+DOC_ID_ALIASES = ("doc", "document")
 
 
 @dataclass
@@ -157,31 +159,130 @@ def _read_utf8(path: Path) -> str:
         ) from None
 
 
+def _damaged(path: Path, what: str, parser: str, err: Exception, fix: str) -> DataError:
+    """The parser's reason in one line: its messages can span many, or be empty."""
+    reason = next((line.strip() for line in str(err).splitlines() if line.strip()), "no reason given")
+    return DataError(f"{path}: {what}; {parser} cannot read it ({type(err).__name__}: {reason}). Fix: {fix}")
+
+
+def _pdf_text(path: Path) -> tuple[str, str]:
+    """``(title, text)`` of a PDF's text layer, pages separated by blank lines. pypdf is imported here:
+    only corpora with PDFs pay for it."""
+    import pypdf
+    from pypdf.errors import DependencyError
+
+    fix = "re-download or re-export it, and check that it opens in a PDF viewer."
+    try:
+        reader = pypdf.PdfReader(path)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise DataError(
+                f"{path}: encrypted (it needs a password to open). "
+                "Fix: save an unencrypted copy (e.g. `qpdf --decrypt in.pdf out.pdf`)."
+            )
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        title = str((reader.metadata.title if reader.metadata else None) or "").strip()
+    except DataError:
+        raise
+    except DependencyError as err:  # AES-encrypted files need `cryptography` even with no password
+        raise DataError(f"{path}: encrypted, and {err}. Fix: `pip install cryptography` or decrypt it.") from None
+    except Exception as err:  # noqa: BLE001 -- pypdf raises many types on damaged files; all mean "damaged"
+        raise _damaged(path, "a damaged or truncated PDF", "pypdf", err, fix) from None
+    if not pages:
+        raise DataError(f"{path}: a PDF without pages (damaged or truncated?). Fix: {fix}")
+    if not any(pages):
+        raise DataError(
+            f"{path}: {len(pages)} page(s) but no text layer (a scanned PDF?). "
+            "Fix: OCR it first, e.g. `ocrmypdf in.pdf out.pdf`."
+        )
+    if not all(pages):
+        log.warning(
+            "%s: %d of %d pages have no text layer (scanned?); their content is left out",
+            path,
+            pages.count(""),
+            len(pages),
+        )
+    return title, "\n\n".join(t for t in pages if t)
+
+
+def _docx_text(path: Path) -> tuple[str, str]:
+    """``(title, text)`` of a Word document: paragraphs and table rows in document order, one per line.
+    Title: the core properties' title, else the first Title/Heading paragraph."""
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+
+    fix = "re-save it from Word or LibreOffice as .docx (an old .doc file must be converted first)."
+    try:
+        document = docx.Document(str(path))
+        lines: list[str] = []
+        heading = ""
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                for row in block.rows:
+                    cells: list[Any] = []
+                    for cell in row.cells:  # a merged cell repeats in every column it spans
+                        if not any(cell._tc is c._tc for c in cells):
+                            cells.append(cell)
+                    texts = [" ".join(c.text.split()) for c in cells]
+                    if any(texts):
+                        lines.append(" | ".join(texts))
+                continue
+            text = block.text.strip()
+            if not text:
+                continue
+            lines.append(text)
+            style = block.style.name if block.style is not None else ""
+            if not heading and (style == "Title" or style.startswith("Heading")):
+                heading = text
+        title = (document.core_properties.title or "").strip() or heading
+    except PackageNotFoundError:
+        raise DataError(
+            f"{path}: not a Word .docx package (a ZIP file): damaged, or a renamed .doc? Fix: {fix}"
+        ) from None
+    except Exception as err:  # noqa: BLE001 -- zipfile/lxml/python-docx errors on damaged files
+        raise _damaged(path, "a damaged .docx", "python-docx", err, fix) from None
+    return title, "\n".join(lines)
+
+
 def _document(path: Path, root: Path) -> dict:
-    raw = _read_utf8(path)
+    suffix = path.suffix.lower()
     title = ""
-    if path.suffix.lower() in (".html", ".htm"):
-        title, text = html_to_text(raw)
+    if suffix == ".pdf":
+        title, text = _pdf_text(path)
+    elif suffix == ".docx":
+        title, text = _docx_text(path)
+    elif suffix in (".html", ".htm"):
+        title, text = html_to_text(_read_utf8(path))
     else:
-        text = raw.strip()
+        text = _read_utf8(path).strip()
         first = text.splitlines()[0] if text else ""
-        if path.suffix.lower() == ".md" and first.startswith("#"):
+        if suffix == ".md" and first.startswith("#"):
             title = first.lstrip("#").strip()
     doc_id = path.relative_to(root).with_suffix("").as_posix()
     return {"doc_id": doc_id, "title": title or path.stem, "text": text}
 
 
-def _qa_rows(qa_file: Path) -> list[tuple[str, dict]]:
+def _doc_id_of(row: dict) -> Any:
+    """The row's doc_id, or the value of its first alias column (None if it has neither)."""
+    return next((row[name] for name in ("doc_id", *DOC_ID_ALIASES) if name in row), None)
+
+
+def _names_doc(columns: Any) -> bool:
+    return any(name in columns for name in ("doc_id", *DOC_ID_ALIASES))
+
+
+def _qa_rows(qa_file: Path, text: str) -> list[tuple[str, dict]]:
     """``(where, row)`` for each row of a .jsonl or .csv QA file, with the required columns checked."""
-    text = _read_utf8(qa_file)
     rows: list[tuple[str, dict]] = []
+    also = f"(doc_id may also be called {' or '.join(map(repr, DOC_ID_ALIASES))})"
     if qa_file.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        missing = [c for c in QA_COLUMNS if c not in (reader.fieldnames or [])]
+        header = reader.fieldnames or []
+        missing = [c for c in QA_COLUMNS if c not in header and not (c == "doc_id" and _names_doc(header))]
         if missing:
             raise DataError(
                 f"{qa_file}: missing column(s) {missing} in the header {reader.fieldnames}. "
-                f"Fix: the first line must name the columns {list(QA_COLUMNS)}."
+                f"Fix: the first line must name the columns {list(QA_COLUMNS)} {also}."
             )
         rows = [(f"{qa_file}:line {reader.line_num}", row) for row in reader]
     elif qa_file.suffix.lower() in (".jsonl", ".ndjson"):
@@ -194,10 +295,10 @@ def _qa_rows(qa_file: Path) -> list[tuple[str, dict]]:
                 raise DataError(f"{qa_file}:line {i}: not valid JSON ({err.msg}). Fix or remove the line.") from None
             if not isinstance(row, dict):
                 raise DataError(f"{qa_file}:line {i}: expected a JSON object with {list(QA_COLUMNS)}. Fix the line.")
-            missing = [c for c in QA_COLUMNS if c not in row]
+            missing = [c for c in QA_COLUMNS if c not in row and not (c == "doc_id" and _names_doc(row))]
             if missing:
                 raise DataError(
-                    f"{qa_file}:line {i}: missing field(s) {missing}. Fix: every row needs {list(QA_COLUMNS)}."
+                    f"{qa_file}:line {i}: missing field(s) {missing}. Fix: every row needs {list(QA_COLUMNS)} {also}."
                 )
             rows.append((f"{qa_file}:line {i}", row))
     else:
@@ -207,12 +308,31 @@ def _qa_rows(qa_file: Path) -> list[tuple[str, dict]]:
     return rows
 
 
+def _example_row(qa_file: Path, doc_id: str) -> str:
+    """One valid QA row naming a real document, in the QA file's own format: shown with every row error."""
+    if qa_file.suffix.lower() == ".csv":
+        return f'Example row: "...?",...,{doc_id} (under the header line question,answer,doc_id)'
+    return "Example row: " + json.dumps({"question": "...?", "answer": "...", "doc_id": doc_id})
+
+
+def _normalise_doc_id(value: Any, doc_ids: set[str], by_path: dict[str, str]) -> str:
+    """A QA row's document as a doc id: ``guides/setup``, ``guides/setup.pdf`` and ``./guides\\setup.PDF``
+    all name the file guides/setup.pdf (a doc id wins over a path). Anything else is kept for check_qa to report."""
+    name = str(value or "").strip().replace("\\", "/")
+    while name.startswith("./"):
+        name = name[2:]
+    if name in doc_ids:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    return by_path.get(f"{stem}.{suffix.lower()}", name) if dot else name
+
+
 def load_local(ds: Any) -> Corpus:
     """Documents from ``ds.path`` (recursive, sorted; doc id = relative path without suffix) and
     questions from ``ds.qa_file``."""
     if not ds.path:
         raise ConfigError(
-            "params.yaml: field 'dataset.path' is empty. Fix: set it to a folder of .md/.txt/.html files."
+            f"params.yaml: field 'dataset.path' is empty. Fix: set it to a folder of {'/'.join(DOC_SUFFIXES)} files."
         )
     root = Path(ds.path)
     if not root.is_dir():
@@ -222,13 +342,17 @@ def load_local(ds: Any) -> Corpus:
         for p in root.rglob("*")
         if p.is_file()
         and p.suffix.lower() in DOC_SUFFIXES
+        and not p.name.startswith("~$")  # the lock file Word keeps beside an open document
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
     if not files:
         raise DataError(f"{root}: no {'/'.join(DOC_SUFFIXES)} files found. Fix: put your documents in this folder.")
     documents, where, empty = [], [], []
+    by_path: dict[str, str] = {}  # relative path (suffix lower-cased) -> doc id: QA rows may name either
     for path in files:
         doc = _document(path, root)
+        rel = path.relative_to(root).as_posix()
+        by_path[rel[: len(rel) - len(path.suffix)] + path.suffix.lower()] = doc["doc_id"]
         if doc["text"]:
             documents.append(doc)
             where.append(str(path))
@@ -247,20 +371,26 @@ def load_local(ds: Any) -> Corpus:
         raise DataError(
             f"{qa_file}: QA file not found (dataset.qa_file). Fix: create it or point dataset.qa_file at it."
         )
-    located = _qa_rows(qa_file)
-    qa = []
-    for i, (_, row) in enumerate(located, 1):
-        qa.append(
-            {
-                "qid": str(row.get("qid") or f"q{i:05d}"),
-                "question": str(row["question"] or "").strip(),
-                "answer": str(row["answer"] or "").strip(),
-                "doc_ids": [str(row["doc_id"] or "").strip()],
-                "attribute": row.get("attribute") or None,
-            }
-        )
-    check_qa(qa, [w for w, _ in located] or [str(qa_file)], {d["doc_id"] for d in documents}, empty)
+    text = _read_utf8(qa_file)
     documents.sort(key=lambda d: d["doc_id"])
+    doc_ids = {d["doc_id"] for d in documents}
+    known = doc_ids | set(empty)
+    try:
+        located = _qa_rows(qa_file, text)
+        qa = []
+        for i, (_, row) in enumerate(located, 1):
+            qa.append(
+                {
+                    "qid": str(row.get("qid") or f"q{i:05d}"),
+                    "question": str(row["question"] or "").strip(),
+                    "answer": str(row["answer"] or "").strip(),
+                    "doc_ids": [_normalise_doc_id(_doc_id_of(row), known, by_path)],
+                    "attribute": row.get("attribute") or None,
+                }
+            )
+        check_qa(qa, [w for w, _ in located] or [str(qa_file)], doc_ids, empty)
+    except DataError as err:  # a new user's first QA file: show a row that would pass, naming a real document
+        raise DataError(f"{err} {_example_row(qa_file, documents[0]['doc_id'])}") from None
     return Corpus(documents, qa)
 
 

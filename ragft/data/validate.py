@@ -47,7 +47,7 @@ def check_qa(rows: Sequence[dict], where: Sequence[str], doc_ids: set[str], empt
             hint = f" Did you mean {', '.join(map(repr, near))}?" if near else ""
             raise DataError(
                 f"{loc}: doc_id {doc_id!r} is not in the corpus ({len(doc_ids)} documents).{hint} "
-                "Fix: use the document's path relative to the corpus folder, without suffix."
+                "Fix: use the document's path relative to the corpus folder, with or without its suffix."
             )
         if row["qid"] in qids:
             raise DataError(f"{loc}: qid {row['qid']!r} repeats {qids[row['qid']]}. Fix: make qids unique.")

@@ -227,7 +227,7 @@ def _bad_duplicate_ids(tmp_path):
 
 
 def _bad_unknown_doc(tmp_path):
-    docs, qa = _corpus(tmp_path, [{"question": "Q?", "answer": "A", "doc_id": "guide.md"}])
+    docs, qa = _corpus(tmp_path, [{"question": "Q?", "answer": "A", "doc_id": "guide.pdf"}])
     return docs, qa, "qa.jsonl:line 1"
 
 
