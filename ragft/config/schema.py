@@ -465,6 +465,29 @@ class JudgeConfig:
 
 
 @dataclass
+class CostsConfig:
+    """Prices for the reports' decision summary: cost per 1,000 queries, the one-off cost of each fine-tuning
+    run, and the query volume at which a fine-tuned arm pays for its training (ragft.evaluation.costs).
+    The token prices are placeholder list prices (a small hosted model's, per million tokens): set your own."""
+
+    input_per_million: float = 0.15  # price per million prompt tokens (placeholder: set the user's own)
+    output_per_million: float = 0.60  # price per million output tokens (placeholder: set the user's own)
+    # price per hour of the serving machine; when set, cost per query = measured seconds per question × this / 3600
+    # (instead of tokens × the token prices)
+    gpu_hour: float | None = None
+    train_gpu_hour: float = 2.0      # price per hour of the training machine (× each fine-tuning run's train_seconds)
+    currency: str = "USD"
+
+    def __post_init__(self) -> None:
+        for name in ("input_per_million", "output_per_million", "gpu_hour", "train_gpu_hour"):
+            value = getattr(self, name)
+            _check(value is None or 0 <= value < float("inf"), f"eval.costs.{name}", value,
+                   "a price must be a finite number >= 0 (e.g. 0.15 per million tokens, 2.0 per hour)"
+                   + (", or null to price by tokens" if name == "gpu_hour" else ""))
+        _check(bool(str(self.currency).strip()), "eval.costs.currency", self.currency, "give a currency, e.g. USD")
+
+
+@dataclass
 class EvalConfig:
     """Scoring, statistics and the report."""
 
@@ -478,6 +501,7 @@ class EvalConfig:
     seed: int = 0                    # bootstrap seed
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # `make seeds`: one experiment per seed
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    costs: CostsConfig = field(default_factory=CostsConfig)  # prices of the decision summary (placeholders)
 
     def __post_init__(self) -> None:
         _check(self.bootstrap_resamples >= 100, "eval.bootstrap_resamples", self.bootstrap_resamples,
