@@ -1,7 +1,8 @@
 """evaluate: score every arm, write the verdict and its evidence, and the experiment's MLflow summary.
 
 Writes metrics/metrics.json (DVC metrics, deterministic: arms with CIs, paired differences, effects,
-contamination, the verdict), metrics/robustness.json (the robustness sweep, when enabled), reports/per_question.csv, plots/metric_by_arm.csv, and the two reports
+contamination, the verdict, the decision summary's token-priced costs: ragft.evaluation.costs),
+metrics/robustness.json (the robustness sweep, when enabled), reports/per_question.csv, plots/metric_by_arm.csv, and the two reports
 (reports/comparison.md, reports/report.html + its PNGs in reports/plots/), all from what this stage
 computed in memory.
 """
@@ -33,7 +34,7 @@ def evaluate(cfg, run) -> None:
     from ragft.arms import Context, product
     from ragft.config import ConfigError, plain
     from ragft.data.rows import read_questions
-    from ragft.evaluation import factorial, judge, robustness, scoring
+    from ragft.evaluation import costs, factorial, judge, robustness, scoring
     from ragft.evaluation.verdict import verdict
     from ragft.finetune.contamination import contamination_report
     from ragft.io import atomic_file, flatten, json_safe, read_json, read_jsonl, write_json
@@ -71,6 +72,13 @@ def evaluate(cfg, run) -> None:
             judged["per_question"], {a: [bool(r["match"]) for r in s.per_question] for a, s in scores.items()}, boot)
         doc["judge"] = json_safe({k: judged[k] for k in ("settings", "failures", "agreement")})
     doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence, metric))
+    # the decision summary: token-priced costs in metrics.json (deterministic); what measured times add
+    # (training costs, time-priced costs, break-even volumes) only in the reports
+    output = {a: costs.output_tokens(preds[a][q["qid"]] for q in qa) for a in preds}
+    doc["decision"] = json_safe(costs.decision(doc["arms"], doc["differences"], doc["verdict"], output,
+                                               {k: ev.costs[k] for k in costs.PRICE_KEYS}, metric, ev.confidence), 9)
+    decision = costs.measured(doc["decision"], {m: t.get("train_seconds") for m, t in trained.items()},
+                              {a: costs.seconds_per_query(t) for a, t in timings.items()})
     robust = json_safe(robustness.score(cfg, qa, boot))   # {"enabled": false} unless robustness.enabled
     scoring_seconds = time.perf_counter() - t0
     log.info("scored %d arms x %d questions in %.1f s", len(arms), len(qa), scoring_seconds)
@@ -81,7 +89,7 @@ def evaluate(cfg, run) -> None:
         doc, {a: s.per_question for a, s in scores.items()}, qa, contexts=contexts, timings=timings,
         base_manifest=arm_info[arms[0].name]["base_model"], finetune=trained,
         loss_curves={m: read_loss_curve(paths.model_dir(m) / paths.TRAIN_CURVE) for m in trained},
-        retrieval=retrieval, index=index, judge=judged, examples=ev.examples, robustness=robust,
+        retrieval=retrieval, index=index, judge=judged, examples=ev.examples, robustness=robust, decision=decision,
     )
     table = scoring.per_question_table(qa, scores)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ragft import arms as arms_vocabulary
 from ragft.evaluation.answers import gold_answers
+from ragft.evaluation.costs import money, summary_lines
 from ragft.evaluation.factorial import EFFECT_LABELS, EFFECTS
 from ragft.io import flatten
 
@@ -95,6 +96,7 @@ class Report:
     retriever: str = ""                                     # the ranking, in words ("bm25, reranked by ...")
     retrieval_first_stage: dict = field(default_factory=dict)  # the retriever's metrics before the reranker
     robustness: dict = field(default_factory=dict)          # metrics/robustness.json (ragft.evaluation.robustness)
+    decision: dict = field(default_factory=dict)            # ragft.evaluation.costs.measured(metrics.json's decision)
     title: str = TITLE
 
     @property
@@ -142,6 +144,26 @@ class Report:
                         "prompt_tokens": m.get("mean_prompt_tokens", t.get("mean_prompt_tokens")),
                         "latency": t.get("mean_latency_seconds"), "questions_per_second": t.get("questions_per_second")})
         return out
+
+    @property
+    def decision_text(self) -> dict:
+        """The decision summary in words (costs.summary_lines): best, break_even, assumptions, currency, basis."""
+        return summary_lines(self.decision) if self.decision else {}
+
+    @property
+    def decision_rows(self) -> list[dict]:
+        """Per arm, in the experiment's order: quality with its CI beside tokens and cost per 1,000 queries."""
+        if not self.decision:
+            return []
+        by_arm = self.decision.get("arms", {})
+        rows = []
+        for arm, m in self.arms.items():
+            d = by_arm.get(arm, {})
+            rows.append({"arm": arm, "label": self.labels[arm], "score": m.get(self.metric),
+                         "ci": m.get(f"{self.metric}_ci"), "prompt_tokens": d.get("prompt_tokens"),
+                         "output_tokens": d.get("output_tokens"), "estimated": d.get("output_tokens_from") != "counted",
+                         "seconds": d.get("seconds_per_query"), "cost": money(d.get("cost_per_1k"))})
+        return rows
 
     @property
     def robustness_models(self) -> dict[str, dict]:
@@ -234,11 +256,12 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
                  base_manifest: dict | None = None, finetune: dict[str, dict] | None = None,
                  loss_curves: dict[str, list[tuple[float, float]]] | None = None, retrieval: dict | None = None,
                  index: dict | None = None, judge: dict | None = None, examples: int = 5,
-                 robustness: dict | None = None) -> Report:
+                 robustness: dict | None = None, decision: dict | None = None) -> Report:
     """The report of one experiment from what the evaluate stage computed.
 
     ``doc``: metrics.json's document; ``per_question``: arm → rows {answer, match, exact_match, f1} in ``qa``
-    order; ``contexts``: context arm → qid → the chunks in the prompt.
+    order; ``contexts``: context arm → qid → the chunks in the prompt; ``decision``: metrics.json's decision
+    block with its measured costs (ragft.evaluation.costs.measured).
     """
     arm_names = arms_vocabulary.order(doc["arms"])
     metric = doc["primary_metric"]
@@ -270,4 +293,5 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         retriever=retriever_text(retrieval or {}),
         retrieval_first_stage=(retrieval or {}).get("first_stage", {}),
         robustness=robustness or {},
+        decision=decision or {},
     )

@@ -1,0 +1,255 @@
+"""The decision summary: cost per 1,000 queries, the one-off cost of fine-tuning and the break-even query volume
+of a fine-tuned arm against RAG (ragft.evaluation.costs), worked by hand; the eval.costs prices; and the
+summary at the top of both reports and in `ragft summary`, with its assumptions."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from ragft import paths
+from ragft.config import ConfigError, compose_conf, validate
+from ragft.evaluation import costs
+from ragft.reporting.model import build_report
+from ragft.reporting.render import escape_md, render_html, render_markdown
+from ragft.reporting.summary import summary_text
+from tests.helpers import REPO, XSS, run_evaluate, write_evaluate_inputs
+
+PRICES = {"input_per_million": 0.15, "output_per_million": 0.60, "gpu_hour": None, "train_gpu_hour": 2.0,
+          "currency": "USD"}
+
+
+def arm(score: float, prompt_tokens: float, ci: tuple[float, float] | None = None) -> dict:
+    return {"match": score, "match_ci": list(ci or (score - 0.05, score + 0.05)), "mean_prompt_tokens": prompt_tokens,
+            "n": 100}
+
+
+def diff(a: str, b: str, d: float, lo: float, hi: float) -> dict:
+    return {f"{a} vs {b}": {"a": a, "b": b, "diff": d, "ci_low": lo, "ci_high": hi, "significant": not lo <= 0 <= hi}}
+
+
+def block(arms: dict, differences: dict, prices: dict | None = None, output: dict | None = None,
+          best: list[str] | None = None) -> dict:
+    output = output or {a: (3.0, "counted") for a in arms}
+    return costs.decision(arms, differences, {"best_arms": best or ["raft-retrieved"]}, output, prices or PRICES,
+                          "match", 0.95)
+
+
+# RAG reads 60 prompt tokens, the closed-book fine-tuned arms 14; every arm answers in 3 tokens
+ARMS = {"base-retrieved": arm(0.80, 60.0), "finetuned-none": arm(0.78, 14.0), "raft-none": arm(0.30, 14.0),
+        "raft-retrieved": arm(0.86, 60.0)}
+DIFFS = {**diff("base-retrieved", "finetuned-none", 0.02, -0.03, 0.07),   # RAG − finetuned-none: CI spans 0
+         **diff("base-retrieved", "raft-none", 0.50, 0.40, 0.60),         # RAG ahead, CI excludes 0
+         **diff("raft-retrieved", "base-retrieved", 0.06, 0.01, 0.11)}    # RAFT on top of RAG: a real gain
+TRAIN = {"finetuned": 54.0, "raft": 90.0}   # seconds: 54 s at 2.0/h = 0.03; 90 s = 0.05
+
+
+# --------------------------------------------------------------------------- the arithmetic, by hand
+
+
+def test_cost_per_query_from_tokens_and_prices():
+    # 60 prompt tokens at 0.15 per million + 3 output tokens at 0.60 per million = (9 + 1.8) / 1e6
+    assert costs.token_cost(60, 3, 0.15, 0.60) == pytest.approx(10.8e-6)
+    b = block(ARMS, DIFFS)
+    assert b["arms"]["base-retrieved"]["token_cost_per_1k"] == pytest.approx(0.0108)
+    assert b["arms"]["finetuned-none"]["token_cost_per_1k"] == pytest.approx(0.0039)   # (14 × 0.15 + 3 × 0.60) / 1e3
+    assert b["comparisons"][0]["token_saving_per_1k"] == pytest.approx(0.0069)
+    assert costs.token_cost(None, 3, 0.15, 0.60) is None and costs.token_cost(float("nan"), 3, 0.15, 0.60) is None
+
+
+def test_output_tokens_are_counted_when_the_rows_carry_them_else_estimated_from_words():
+    counted = [{"answer": "a b c", "output_tokens": 4}, {"answer": "", "output_tokens": 2}]
+    assert costs.output_tokens(counted) == (3.0, "counted")
+    tokens, source = costs.output_tokens([{"answer": "a b c"}, {"answer": ""}])   # 1.5 words × 4/3
+    assert source == "estimated" and tokens == pytest.approx(2.0)
+    assert costs.output_tokens([{"answer": "x", "output_tokens": 5}, {"answer": "y z"}])[1] == "estimated"  # not all
+
+
+def test_time_costs_and_seconds_per_query():
+    assert costs.time_cost(3600, 2.0) == pytest.approx(2.0) and costs.time_cost(54, 2.0) == pytest.approx(0.03)
+    assert costs.time_cost(None, 2.0) is None and costs.time_cost(10, None) is None
+    assert costs.seconds_per_query({"mean_latency_seconds": 0.25, "questions_per_second": 2}) == 0.25
+    assert costs.seconds_per_query({"questions_per_second": 4.0}) == 0.25 and costs.seconds_per_query({}) is None
+
+
+def test_break_even_volume_by_hand():
+    # training 0.03 / (10.8e-6 − 3.9e-6 per query) = 4,347.8 queries
+    assert costs.break_even(0.03, 10.8e-6, 3.9e-6) == pytest.approx(0.03 / 6.9e-6)
+    assert costs.break_even(0.03, 3.9e-6, 10.8e-6) is None and costs.break_even(0.03, 5e-6, 5e-6) is None
+    m = costs.measured(block(ARMS, DIFFS), TRAIN, {})
+    ft = next(c for c in m["comparisons"] if c["tuned"] == "finetuned-none")
+    assert ft["kind"] == "closed_book" and ft["never"] is None and not ft["worse"]
+    assert ft["training_cost"] == pytest.approx(0.03) and ft["break_even_queries"] == pytest.approx(4347.826, rel=1e-6)
+    assert m["training"]["finetuned"] == {"seconds": 54.0, "cost": pytest.approx(0.03)}
+    text = costs.comparison_text(ft, m)
+    assert "finetuned-none instead of base-retrieved: pays for its training after 4,348 queries" in text
+    assert "USD 0.00390 vs USD 0.0108 per 1,000 queries" in text and "14.0 vs 60.0 prompt tokens" in text
+    assert "USD 0.0300" in text and "no significant difference" in text
+
+
+def test_never_when_the_fine_tuned_arm_is_worse_with_a_ci_excluding_zero():
+    m = costs.measured(block(ARMS, DIFFS), TRAIN, {})
+    raft = next(c for c in m["comparisons"] if c["tuned"] == "raft-none")
+    assert raft["worse"] and raft["never"] == "worse" and raft["break_even_queries"] is None
+    assert raft["saving_per_1k"] > 0   # cheaper per query, and still never: quality decides first
+    assert "never: it is worse on match, -50.0 match points (95% CI -60.0 to -40.0)" in costs.comparison_text(raft, m)
+
+
+def test_never_when_the_fine_tuned_arm_is_not_cheaper_per_query():
+    arms = {**ARMS, "finetuned-none": arm(0.78, 80.0)}   # a longer prompt than RAG's
+    m = costs.measured(block(arms, DIFFS), TRAIN, {})
+    ft = next(c for c in m["comparisons"] if c["tuned"] == "finetuned-none")
+    assert ft["never"] == "not_cheaper" and ft["break_even_queries"] is None and ft["saving_per_1k"] < 0
+    assert "never: it is not cheaper per query" in costs.comparison_text(ft, m)
+
+
+def test_raft_with_retrieval_never_pays_back_on_cost_and_its_quality_gain_is_said():
+    m = costs.measured(block(ARMS, DIFFS), TRAIN, {})
+    rr = next(c for c in m["comparisons"] if c["tuned"] == "raft-retrieved")
+    assert rr["kind"] == "same_prompt" and rr["never"] == "same_prompt" and rr["better"]
+    assert rr["quality"] == {"diff": 0.06, "ci_low": 0.01, "ci_high": 0.11}
+    assert rr["training_cost"] == pytest.approx(0.05)
+    text = costs.comparison_text(rr, m)
+    assert "raft-retrieved instead of base-retrieved: never pays back on cost" in text
+    assert "what the training buys is quality: +6.0 match points (95% CI 1.0 to 11.0)" in text
+
+
+def test_gpu_hour_prices_queries_by_measured_seconds_instead_of_tokens():
+    prices = {**PRICES, "gpu_hour": 3.6}   # 0.001 per second
+    seconds = {"base-retrieved": 0.02, "finetuned-none": 0.005, "raft-none": 0.005, "raft-retrieved": 0.02}
+    m = costs.measured(block(ARMS, DIFFS, prices), TRAIN, seconds)
+    assert m["basis"] == "gpu_hour"
+    assert m["arms"]["base-retrieved"]["cost_per_1k"] == pytest.approx(0.02)     # 0.02 s × 0.001 × 1,000
+    assert m["arms"]["base-retrieved"]["token_cost_per_1k"] == pytest.approx(0.0108)  # kept beside it
+    ft = next(c for c in m["comparisons"] if c["tuned"] == "finetuned-none")
+    assert ft["break_even_queries"] == pytest.approx(0.03 / (0.02e-3 - 0.005e-3))  # 2,000 queries
+    assert any("measured seconds per question × USD 3.60 per hour" in a for a in costs.summary_lines(m)["assumptions"])
+
+
+def test_break_even_is_unknown_without_a_measured_training_time():
+    m = costs.measured(block(ARMS, DIFFS), {}, {})
+    ft = next(c for c in m["comparisons"] if c["tuned"] == "finetuned-none")
+    assert ft["training_cost"] is None and ft["break_even_queries"] is None and ft["never"] is None
+    assert "break-even unknown: no measured training time" in costs.comparison_text(ft, m)
+
+
+def test_the_metrics_block_is_deterministic_and_json_safe():
+    b = block(ARMS, DIFFS)
+    text = json.dumps(b, allow_nan=False, sort_keys=True)
+    assert text == json.dumps(block(ARMS, DIFFS), allow_nan=False, sort_keys=True)
+    assert "seconds" not in text and "break_even_queries" not in text and "training_cost" not in text
+    assert [x["arm"] for x in b["best"]] == ["raft-retrieved"] and b["best"][0]["ci"] == pytest.approx([0.81, 0.91])
+    assert [(c["tuned"], c["kind"]) for c in b["comparisons"]] == [
+        ("finetuned-none", "closed_book"), ("raft-none", "closed_book"), ("raft-retrieved", "same_prompt")]
+    no_rag = costs.decision({"raft-none": arm(0.3, 14.0)}, {}, {"best_arms": []}, {}, PRICES, "match", 0.95)
+    assert no_rag["comparisons"] == [] and no_rag["rag"] is None
+
+
+def test_an_oracle_best_arm_is_named_as_a_ceiling_beside_the_best_deployable_arm():
+    arms = {**ARMS, "raft-oracle": arm(0.95, 60.0)}
+    m = costs.measured(block(arms, DIFFS, best=["raft-oracle"]), TRAIN, {})
+    assert [b["arm"] for b in m["best_deployable"]] == ["raft-retrieved"]
+    best = costs.summary_lines(m)["best"]
+    assert best.startswith("Best arm on match: raft-oracle") and "(95% CI 90.0 to 100.0)" in best
+    assert "a ceiling, not something to deploy" in best and "best without the oracle: raft-retrieved" in best
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0.0108, "0.0108"), (0.0039, "0.00390"), (1234.5, "1,234.50"),
+                                                 (0, "0.00"), (None, "n/a")])
+def test_money(value, expected):
+    assert costs.money(value) == expected and costs.money(value, "EUR").endswith(expected)
+
+
+# --------------------------------------------------------------------------- eval.costs
+
+
+def test_costs_config_defaults_are_composed_into_params_yaml(default_cfg):
+    want = {"input_per_million": 0.15, "output_per_million": 0.6, "gpu_hour": None, "train_gpu_hour": 2.0,
+            "currency": "USD"}
+    assert OmegaConf.to_container(default_cfg.eval.costs) == want
+    assert yaml.safe_load((REPO / "params.yaml").read_text())["eval"]["costs"] == want
+
+
+@pytest.mark.parametrize("name", ["input_per_million", "output_per_million", "gpu_hour", "train_gpu_hour"])
+def test_a_negative_price_is_rejected_naming_the_field_and_the_fix(name):
+    cfg = OmegaConf.merge(OmegaConf.create(compose_conf()), {"eval": {"costs": {name: -1.0}}})
+    with pytest.raises(ConfigError) as err:
+        validate(cfg, source="params.yaml")
+    message = str(err.value)
+    assert "params.yaml" in message and f"eval.costs.{name}" in message and ">= 0" in message
+    assert "fix" in message.lower() and "make params" in message
+
+
+# --------------------------------------------------------------------------- in the reports and the summary
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, default_cfg):
+    root = tmp_path_factory.mktemp("decision")
+    write_evaluate_inputs(root, n_questions=30)
+    doc = run_evaluate(root, OmegaConf.merge(default_cfg, {"eval": {"ragas": False, "examples": 1}}))
+    return root, doc
+
+
+def test_metrics_json_holds_the_token_priced_decision_only(evaluated):
+    _, doc = evaluated
+    d = doc["decision"]
+    assert d["prices"] == PRICES and d["rag"] == "base-retrieved" and d["metric"] == "match"
+    assert [b["arm"] for b in d["best"]] == doc["verdict"]["best_arms"]
+    a = d["arms"]["base-retrieved"]
+    assert a["prompt_tokens"] == 60.0 and a["output_tokens_from"] == "estimated"   # the rows carry prompt_tokens only
+    assert a["token_cost_per_1k"] == pytest.approx((60 * 0.15 + a["output_tokens"] * 0.60) / 1000, abs=1e-8)
+    assert {c["tuned"] for c in d["comparisons"]} == {"finetuned-none", "finetuned-retrieved", "raft-none",
+                                                       "raft-retrieved"}
+    text = json.dumps(d)
+    assert "seconds" not in text and "training" not in text and "break_even" not in text  # measured: reports only
+
+
+def test_both_reports_and_the_summary_show_the_decision_under_the_verdict(evaluated):
+    root, doc = evaluated
+    md = (root / paths.COMPARISON_REPORT).read_text()
+    lines = md.splitlines()
+    assert lines[2].startswith("**Verdict:**") and lines[4] == "## Decision summary"
+    assert md.index("## Decision summary") < md.index("Generator:") < md.index("## All arms")
+    assert lines[6].startswith("Best arm") and "(95% CI " in lines[6]
+    assert "| arm | what | match (%) [95% CI] | prompt tokens | output tokens | USD per 1,000 queries |" in md
+    assert "| base-retrieved | RAG: base + retrieved | " in md and "| 60.0 | ≈ " in md
+    for text in ("finetuned-none instead of base-retrieved: never: it is worse on match",
+                 "raft-retrieved instead of base-retrieved: never pays back on cost",
+                 ("Prices (eval.costs; placeholder list prices, set your own): USD 0.15 per million input tokens, "
+                  "USD 0.6 per million output tokens, USD 2.00 per hour of the training machine"),
+                 "Output tokens: estimated as answer words × 1.33 (every arm): the predictions carry no token count.",
+                 "finetuned 55.2 s (USD 0.0307), raft 65.2 s (USD 0.0362)",
+                 "Break-even = training cost / (base-retrieved cost per query − the fine-tuned arm's cost per query)"):
+        assert escape_md(text) in md, text
+    page = (root / paths.HTML_REPORT).read_text()
+    html = ET.fromstring(page.split("\n", 1)[1])
+    div = next(d for d in html.iter("div") if d.get("id") == "decision")
+    body = list(html.find("body").find("main"))
+    assert [e.get("class") for e in body[1:3]] == ["verdict", "decision"]   # right under the verdict
+    said = " ".join("".join(e.itertext()) for e in div.iter("li"))
+    assert "finetuned-none instead of base-retrieved: never" in said and "placeholder list prices" in said
+    assert "estimated as answer words × 1.33" in said and "finetuned 55.2 s (USD 0.0307)" in said
+    assert len(div.find(".//tbody").findall("tr")) == len(doc["arms"])
+    out = summary_text(root)
+    assert "Decision summary:" in out and "USD per 1k q" in out
+    assert "  - raft-retrieved instead of base-retrieved: never pays back on cost" in out
+    assert "placeholder list prices" in out and "finetuned 55.2 s (USD 0.0307)" in out   # read from train_metrics.json
+
+
+def test_a_break_even_volume_and_a_marked_up_currency_render_escaped(evaluated):
+    _, doc = evaluated
+    prices = {**PRICES, "currency": f"{XSS}|*"}
+    m = costs.measured(block(ARMS, DIFFS, prices), TRAIN, {})
+    report = build_report({**doc, "arms": {a: {**doc["arms"]["base-retrieved"], **v} for a, v in ARMS.items()}},
+                          {}, [], examples=0, index={"index_bytes": 1, "build_seconds": 0.1}, decision=m)
+    md, page = render_markdown(report), render_html(report, figures={})
+    for out in (md, page):
+        assert "pays for its training after 4,348 queries" in out and "<script>" not in out
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert f"{escape_md(XSS + '|*')} per 1,000 queries |" in md   # the table keeps its cells
+    ET.fromstring(page.split("\n", 1)[1])
