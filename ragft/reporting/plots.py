@@ -344,9 +344,11 @@ def robustness_bars(model: str, conditions: Sequence[dict], by_condition: dict[s
                yerr=[[max(est - lo, 0)], [max(hi - est, 0)]], capsize=2,
                label=None if group in seen else ROBUSTNESS_GROUPS.get(group, group))
         seen.add(group)
+        ax.text(i, 1.5, f"{est:.0f}", ha="center", va="bottom", fontsize=7, color="#000000")
     ax.set_xticks(range(len(shown)), [c["label"] for c in shown], rotation=35, ha="right")
     ax.set_ylabel(f"{metric} (%)")
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 128)                                   # room above the bars for the legend
+    ax.set_yticks(range(0, 101, 20))
     ax.set_title(f"{model}: {metric} as retrieval degrades ({round(confidence * 100)}% CI)")
-    ax.legend(fontsize="small", ncol=3, loc="upper right")
+    ax.legend(fontsize="small", ncol=3, loc="upper center", frameon=False)
     return fig
