@@ -99,7 +99,7 @@ def break_even(training_cost: Any, rag_per_query: Any, tuned_per_query: Any) -> 
 def pairs(arms: Iterable[str]) -> list[tuple[str, str, str]]:
     """(fine-tuned arm, RAG arm, kind) the break-even compares, RAG being base-retrieved: each fine-tuned
     model closed-book ("closed_book": it saves the retrieved context on every query) and with retrieval
-    ("same_prompt": the same prompt as RAG, so no saving to pay the training back)."""
+    ("same_prompt": the same retrieved prompt as RAG, so only shorter answers can pay the training back)."""
     names = list(arms)
     if RAG not in names:
         return []
@@ -162,7 +162,7 @@ def measured(block: Mapping, train_seconds: Mapping[str, Any], seconds: Mapping[
     """``block`` (``decision``'s) plus what depends on measured times: the basis of the costs ("gpu_hour"
     when eval.costs.gpu_hour is set, else "tokens"), each arm's cost per 1,000 queries on it, each
     fine-tuning run's one-off cost (``train_seconds``: model → seconds), and each comparison's break-even:
-    ``break_even_queries`` or ``never`` ("same_prompt", "worse", "not_cheaper"); neither when a number
+    ``break_even_queries`` or ``never`` ("worse", "not_cheaper"); neither when a number
     is missing. ``seconds``: arm → measured seconds per question."""
     out = copy.deepcopy(dict(block))
     prices = out["prices"]
@@ -183,9 +183,7 @@ def measured(block: Mapping, train_seconds: Mapping[str, Any], seconds: Mapping[
         c["training_cost"] = out["training"][c["model"]]["cost"]
         c["saving_per_1k"] = None if t_cost is None or r_cost is None else r_cost - t_cost
         c["break_even_queries"], c["never"] = None, None
-        if c["kind"] == "same_prompt":
-            c["never"] = "same_prompt"
-        elif c["worse"]:
+        if c["worse"]:
             c["never"] = "worse"
         elif c["saving_per_1k"] is not None and c["saving_per_1k"] <= 0:
             c["never"] = "not_cheaper"
@@ -241,12 +239,6 @@ def comparison_text(c: Mapping, block: Mapping) -> str:
     tokens = f"{tuned['prompt_tokens'] or 0:.1f} vs {rag['prompt_tokens'] or 0:.1f} prompt tokens"
     training = money(c["training_cost"], cur)
     quality = _quality(c, unit, level)
-    if c["never"] == "same_prompt":
-        gain = ("what the training buys is quality" if c["better"] else
-                "and it is worse" if c["worse"] else "and it buys no significant quality gain either")
-        return (f"{head}: never pays back on cost: both put the same retrieved chunks in the prompt ({tokens}), "
-                f"so its one-off training ({training}) saves nothing per query ({costs}); {gain}: "
-                f"{_quality(c, unit, level, verdict=False)}.")
     if c["never"] == "worse":
         return (f"{head}: never: it is worse on {unit}, {_quality(c, unit, level, verdict=False)}, a CI excluding 0, "
                 f"so no query volume makes up for it ({costs}; {tokens}; one-off training {training}).")
@@ -256,8 +248,9 @@ def comparison_text(c: Mapping, block: Mapping) -> str:
     if c["break_even_queries"] is None:
         why = "no measured training time" if c["training_cost"] is None else "a cost per query is missing"
         return f"{head}: break-even unknown: {why} ({costs}; one-off training {training}). Quality: {quality}."
-    return (f"{head}: pays for its training after {round(c['break_even_queries']):,} queries (one-off training "
-            f"{training}; {costs}; {tokens}). Quality: {quality}.")
+    same = " (the same retrieved prompt: the saving is its shorter answers)" if c["kind"] == "same_prompt" else ""
+    return (f"{head}: pays for its training after {round(c['break_even_queries']):,} queries{same} (one-off "
+            f"training {training}; {costs}; {tokens}). Quality: {quality}.")
 
 
 def price(value: Any, currency: str) -> str:
