@@ -62,8 +62,6 @@ def compare(root: Path, reranker: str | None, depth: int = 10) -> dict[str, dict
     queries = np.load(root / paths.QUESTION_VECTORS, allow_pickle=False)
     vectors = np.load(root / paths.VECTORS, allow_pickle=False)
     vector_ids = read_json(root / paths.VECTOR_IDS)
-    row = {cid: i for i, cid in enumerate(vector_ids)}
-    in_chunk_order = vectors[[row[c["chunk_id"]] for c in chunks]]
     embedder = read_json(root / paths.EMBEDDINGS_MANIFEST)
     by_qid = {q["qid"]: q["question"] for q in questions}
     texts = [by_qid[q] for q in qids]
@@ -72,7 +70,7 @@ def compare(root: Path, reranker: str | None, depth: int = 10) -> dict[str, dict
         cfg = validate(OmegaConf.merge(base, {"retriever": {"method": method}}))
         with tempfile.TemporaryDirectory() as tmp:
             _, seconds = retriever.build_and_save(tmp, cfg, chunks, vectors, vector_ids, embedder)
-            engine = retriever.Retriever(tmp, cfg, chunks, embedder, in_chunk_order)
+            engine = retriever.Retriever(tmp, cfg, chunks, embedder, vectors, vector_ids)
             t0 = time.perf_counter()
             ranks = engine.rank(texts, queries, depth)
             query_seconds = time.perf_counter() - t0

@@ -162,6 +162,19 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of one file's bytes, read in blocks (indexes and weights can be large)."""
+    digest = hashlib.sha256()
+    _update(digest, Path(path))
+    return digest.hexdigest()
+
+
+def _update(digest: Any, path: Path) -> None:
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+
+
 def hash_paths(paths: Iterable[str | os.PathLike]) -> str:
     """Content hash (sha256) of files and directory trees, independent of mtimes and order on disk."""
     digest = hashlib.sha256()
@@ -171,7 +184,5 @@ def hash_paths(paths: Iterable[str | os.PathLike]) -> str:
             if not f.exists():
                 continue
             digest.update(str(f.relative_to(root.parent) if root.is_dir() else f.name).encode())
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
+            _update(digest, f)
     return digest.hexdigest()

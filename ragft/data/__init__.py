@@ -11,7 +11,6 @@ Formats written into the prepare directory (JSON lines, keys sorted, rows sorted
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from ragft import paths
 from ragft.data.sources import LOADERS, Corpus
 from ragft.data.split import check_disjoint, split_by_document
-from ragft.io import write_json, write_jsonl
+from ragft.io import file_sha256, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +33,6 @@ def load_corpus(ds: Any) -> Corpus:
             "dataset.paraphrases=%d is ignored: source %r has no paraphrase generator", ds.paraphrases, ds.source
         )
     return corpus
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def prepare(ds: Any, out_dir: str | Path) -> dict:
@@ -72,7 +67,7 @@ def prepare(ds: Any, out_dir: str | Path) -> dict:
             "eval_documents": len(eval_docs),
         },
         "eval_doc_ids": eval_docs,
-        "sha256": {name: _sha256(out_dir / name) for name in sorted(names.values())},
+        "sha256": {name: file_sha256(out_dir / name) for name in sorted(names.values())},
     }
     write_json(out_dir / paths.PREPARED_MANIFEST.name, manifest)
     log.info("prepared %s: %s", ds.name, manifest["counts"])

@@ -17,7 +17,7 @@ def retrieve(cfg, run) -> None:
     import numpy as np
 
     from ragft.data.rows import read_questions
-    from ragft.io import atomic_dir, atomic_file, read_json, read_jsonl, write_json, write_jsonl
+    from ragft.io import DataError, atomic_dir, atomic_file, read_json, read_jsonl, write_json, write_jsonl
     from ragft.retrieval import search
     from ragft.retrieval.retriever import Retriever
 
@@ -33,13 +33,14 @@ def retrieve(cfg, run) -> None:
     queries = np.load(paths.QUESTION_VECTORS, allow_pickle=False)
     by_qid = {q["qid"]: q["question"] for q in questions}
     if set(qids) != set(by_qid):
-        raise_mismatch(qids, by_qid)
+        extra = sorted(set(qids) ^ set(by_qid))[:3]
+        raise DataError(f"{paths.QUESTION_IDS}: the embedded questions differ from {paths.QA_EVAL} (e.g. {extra}). "
+                        "Fix: `dvc repro embed`.")
     method = str(cfg.retriever.method)
-    vectors = np.load(paths.VECTORS, allow_pickle=False) if method == "hybrid" else None
-    if vectors is not None:           # the weighted fusion scores candidates exactly: vectors in chunk order
-        vector_row = {cid: i for i, cid in enumerate(read_json(paths.VECTOR_IDS))}
-        vectors = vectors[[vector_row[c["chunk_id"]] for c in chunks]]
-    engine = Retriever(paths.INDEX, cfg, chunks, read_json(paths.EMBEDDINGS_MANIFEST), vectors)
+    weighted = method == "hybrid" and str(cfg.retriever.hybrid.fusion) == "weighted"   # it reads the vectors
+    vectors = np.load(paths.VECTORS, allow_pickle=False) if weighted else None
+    engine = Retriever(paths.INDEX, cfg, chunks, read_json(paths.EMBEDDINGS_MANIFEST), vectors,
+                       read_json(paths.VECTOR_IDS) if weighted else None)
 
     ranks = engine.rank([by_qid[q] for q in qids], queries, rt.depth)
     ranked = search.ranked_rows(qids, ranks, chunks, method)
@@ -65,14 +66,6 @@ def retrieve(cfg, run) -> None:
              {k: v for k, v in metrics.items() if k.startswith(("recall", "mrr"))})
     run.log_metrics(metrics)
     run.log_artifact(paths.RETRIEVAL_METRICS)
-
-
-def raise_mismatch(qids, by_qid) -> None:
-    from ragft.io import DataError
-
-    extra = sorted(set(qids) ^ set(by_qid))[:3]
-    raise DataError(f"{paths.QUESTION_IDS}: the embedded questions differ from {paths.QA_EVAL} (e.g. {extra}). "
-                    "Fix: `dvc repro embed`.")
 
 
 main = stage_main("retrieve", retrieve)

@@ -8,7 +8,6 @@ as JSON. The chunks are indexed with their embedder passage prefix left out: BM2
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ragft.config import ConfigError
-from ragft.io import DataError, read_json, write_json
+from ragft.io import DataError, file_sha256, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +79,12 @@ def build_and_save(out_dir: str | Path, texts: list[str], ids: list[str], bcfg: 
     manifest = {
         "method": "bm25", "library": "bm25s", **settings(bcfg),
         "n_chunks": len(ids), "vocabulary": len(retriever.vocab_dict),
-        "files_sha256": {p.name: _sha256(p) for p in files},
+        "files_sha256": {p.name: file_sha256(p) for p in files},
         "index_bytes": sum(p.stat().st_size for p in files),
     }
     write_json(out_dir / MANIFEST, manifest)
     log.info("built BM25 (%s) over %d chunks, %d terms in %.2fs", bcfg.variant, len(ids), manifest["vocabulary"], seconds)
     return manifest, seconds
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Bm25Index:
@@ -107,7 +102,7 @@ class Bm25Index:
                                 f"retriever.bm25.{field} is {value!r}. {REBUILD}.")
         for name, digest in self.manifest.get("files_sha256", {}).items():
             path = index_dir / name
-            if not path.exists() or _sha256(path) != digest:
+            if not path.exists() or file_sha256(path) != digest:
                 raise DataError(f"{path}: missing or not the file {index_dir / MANIFEST} records (damaged or "
                                 f"replaced). {REBUILD}.")
         self.cfg = bcfg

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ragft.config import ConfigError
-from ragft.io import DataError, read_json, write_json
+from ragft.io import DataError, file_sha256, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -213,21 +213,13 @@ def build_and_save(out_dir: str | Path, vectors: np.ndarray, ids: list[str], emb
         "seed": int(icfg.seed),
         "n_vectors": int(index.ntotal),
         "corpus_sha256": corpus_hash(vectors, ids),
-        "index_sha256": _file_sha256(out_dir / INDEX_FILE),
+        "index_sha256": file_sha256(out_dir / INDEX_FILE),
         "index_bytes": (out_dir / INDEX_FILE).stat().st_size,
     }
     write_json(out_dir / MANIFEST, manifest)
     log.info("built %s (%s) over %d vectors in %.2fs, %d bytes%s", icfg.factory, icfg.metric, index.ntotal, seconds,
              manifest["index_bytes"], f" (auto: {reason})" if reason else "")
     return manifest, seconds
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_index(index_dir: str | Path, expected_embedder: dict | None = None) -> tuple[Any, list[str], dict]:
@@ -251,7 +243,7 @@ def load_index(index_dir: str | Path, expected_embedder: dict | None = None) -> 
                 )
     if not index_path.exists():
         raise DataError(f"{index_path}: file not found. {REBUILD}.")
-    if _file_sha256(index_path) != manifest.get("index_sha256"):
+    if file_sha256(index_path) != manifest.get("index_sha256"):
         raise DataError(f"{index_path}: content does not match 'index_sha256' in {manifest_path} (damaged or "
                         f"replaced). {REBUILD}.")
     try:

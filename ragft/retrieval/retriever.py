@@ -103,7 +103,9 @@ class Retriever:
     """The index stage's output, checked against the config and the chunks, ranking questions by the method."""
 
     def __init__(self, index_dir: str | Path, cfg: Any, chunks: list[dict], embedder: dict,
-                 vectors: np.ndarray | None = None):
+                 vectors: np.ndarray | None = None, vector_ids: list[str] | None = None):
+        """``vectors`` (rows named by ``vector_ids``, default chunk order): the chunk vectors, which only the
+        weighted fusion reads (it scores candidates exactly)."""
         index_dir = Path(index_dir)
         self.cfg = cfg.retriever
         self.manifest = read_json(index_dir / MANIFEST)
@@ -123,6 +125,9 @@ class Retriever:
             self.dense = dense.load_index(index_dir / DENSE, expected_embedder=embedder)
             self.metric = self.dense[2]["metric"]
             self.vectors = vectors
+            if vectors is not None and vector_ids is not None:
+                row = {cid: i for i, cid in enumerate(vector_ids)}
+                self.vectors = vectors[[row[cid] for cid in self.chunk_ids]]
         if BM25 in components(self.method):
             self.bm25 = bm25.Bm25Index(index_dir / BM25, self.cfg.bm25)
 

@@ -103,13 +103,13 @@ def test_unreadable_index_file_is_a_data_error_not_a_crash(data, tmp_path):
     """Even if the manifest agrees with the file, FAISS's own read error becomes a DataError."""
     import json
 
-    from ragft.retrieval.index import _file_sha256
+    from ragft.io import file_sha256
 
     x, _, ids = data
     build_and_save(tmp_path, x, ids, EMBEDDER, icfg())
     (tmp_path / "index.faiss").write_bytes(b"garbage" * 10)
     manifest = read_json(tmp_path / "manifest.json")
-    manifest["index_sha256"] = _file_sha256(tmp_path / "index.faiss")
+    manifest["index_sha256"] = file_sha256(tmp_path / "index.faiss")
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DataError, match="FAISS cannot read it"):
         load_index(tmp_path, EMBEDDER)
