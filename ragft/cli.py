@@ -6,7 +6,7 @@
     ragft compare [...]          compare experiments side by side (default: the latest sweep)
     ragft summary                the verdict and every arm of the workspace's experiment
     ragft serve [--port 8000]    the pipeline's models behind `transformers serve` on 127.0.0.1 (OpenAI API)
-    ragft init FOLDER --qa FILE  check a folder of your documents and its QA file, copy them into data/raw/
+    ragft init FOLDER [--qa FILE] check a folder of your documents (and its QA file), copy them into data/raw/
 
 The pipeline's stages are not commands here: DVC runs them (stages/<stage>.py, from dvc.yaml).
 A CLI for a person at a terminal: commands print their result; logs go to stderr.
@@ -112,12 +112,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=["base", "finetuned", "raft"], choices=["base", "finetuned", "raft"])
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("init", help="check a folder of your documents and its QA file, copy them into data/raw/",
+    p = sub.add_parser("init", help="check a folder of your documents (and its QA file), copy them into data/raw/",
                        description="Check FOLDER (.md/.txt/.html/.pdf/.docx, nested folders allowed) and the QA "
                                    "file with the prepare stage's loader, copy both into data/raw/, and print the "
-                                   "`dvc exp run` line that runs the experiment on them.")
+                                   "`dvc exp run` line that runs the experiment on them. Without --qa the line "
+                                   "has the generate_qa stage write questions from the documents.")
     p.add_argument("folder")
-    p.add_argument("--qa", default=None, help="the QA file: .jsonl or .csv with question, answer, doc_id")
+    p.add_argument("--qa", default=None, help="the QA file: .jsonl or .csv with question, answer, doc_id "
+                   "(none: questions are generated, dataset.qa=generate)")
     p.add_argument("--force", action="store_true", help="replace documents already in data/raw/docs")
     p.set_defaults(func=_init)
 

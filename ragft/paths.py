@@ -9,6 +9,11 @@ from pathlib import Path
 PARAMS = Path("params.yaml")
 CONF_DIR = Path("conf")
 
+GENERATED = Path("data/generated")                # generate_qa (dataset.qa=generate): questions from the documents
+GENERATED_QA = GENERATED / "qa.jsonl"             # the kept pairs: the QA file prepare reads
+GENERATED_CANDIDATES = GENERATED / "candidates.jsonl"  # every generated pair, its raw reply, the filter that dropped it
+GENERATED_MANIFEST = GENERATED / "manifest.json"  # generator identity, settings, survival counts
+
 PREPARED = Path("data/prepared")                  # prepare → documents/qa splits
 DOCUMENTS = PREPARED / "documents.jsonl"
 PARAPHRASES = PREPARED / "paraphrases.jsonl"      # extra renderings of documents (augmentation)
@@ -89,6 +94,7 @@ TIMINGS = "timings.json"                          # inside predictions_dir: wall
 METRICS = Path("metrics")                         # DVC metrics (small, committed via dvc.lock)
 RETRIEVAL_METRICS = METRICS / "retrieval.json"
 INDEX_METRICS = METRICS / "index.json"
+GENERATE_QA_METRICS = METRICS / "generate_qa.json"  # generate_qa: pairs generated and surviving each filter
 FINETUNE_METRICS = METRICS / "finetune"           # finetune@<model>: <model>.json (time, loss, sizes)
 
 

@@ -168,6 +168,26 @@ CANNED = {
 }
 
 
+QUESTION_WRITER = "question-writer"  # the model name at which the stand-in writes questions (dataset.generate)
+
+
+def write_question(prompt: str, seed: int) -> str:
+    """What a capable question writer would reply to ragft's generation prompt: a question about one
+    sentence of the passage (after the prompt's last "Text:"), answered by the sentence's last number or
+    name. The sentence depends on the passage and the request's seed only."""
+    passage = prompt.rsplit("Text:", 1)[-1].strip()
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", passage) if s.strip()]
+    sentence = sentences[(len(passage) + seed) % len(sentences)].rstrip(".")
+    words = sentence.split()
+    picks = [i for i, w in enumerate(words) if i and (w[:1].isupper() or w[:1].isdigit())]
+    if not picks:
+        return "I cannot write a question about this text."
+    i = picks[-1]
+    answer = words[i].strip(",;")
+    blanked = " ".join([*words[:i], "___", *words[i + 1:]])
+    return f"Question: Which word completes '{blanked}'?\nAnswer: {answer}"
+
+
 class FakeJudge(BaseHTTPRequestHandler):
     requests: ClassVar[list[dict]] = []  # what the server was sent, reset by the fixture
 
@@ -208,9 +228,14 @@ class FakeJudge(BaseHTTPRequestHandler):
                     "usage": {"prompt_tokens": 1, "total_tokens": 1},
                 },
             )
+        if req.get("model") == QUESTION_WRITER:
+            return self._chat(req, write_question(req["messages"][-1]["content"], int(req.get("seed") or 0)))
         system, prompt = req["messages"][0]["content"], req["messages"][-1]["content"]
         title = next((t for t in CANNED if f'"title": "{t}"' in system), None)
         content = "I think it is fine!" if GARBAGE in prompt or title is None else json.dumps(CANNED[title])
+        self._chat(req, content)
+
+    def _chat(self, req: dict, content: str) -> None:
         self._reply(
             200,
             {
@@ -366,3 +391,97 @@ def run_evaluate(root: Path, cfg, run=None) -> dict:
     finally:
         os.chdir(here)
     return json.loads((root / paths.EVAL_METRICS).read_text())
+
+
+# --------------------------------------------------------------------------- a user's documents: PDF and DOCX written here
+
+
+def _pdf_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def pdf_bytes(pages: list[str], title: str | None = None) -> bytes:
+    """A minimal valid PDF, one Helvetica text line per page (pypdf cannot draw text, so it is written by
+    hand), with the xref offsets computed from the bytes written."""
+    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    for i, text in enumerate(pages):
+        stream = f"BT /F1 12 Tf 72 720 Td ({_pdf_escape(text)}) Tj ET".encode("latin-1")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode()
+        )
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+    if title is not None:
+        objects.append(f"<< /Title ({_pdf_escape(title)}) >>".encode("latin-1"))
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    info = f" /Info {len(objects)} 0 R" if title is not None else ""
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def write_docx(path, *, heading: str | None, paragraphs: list[str], table: list[list[str]], title: str = "") -> None:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = title
+    if heading is not None:
+        document.add_heading(heading, level=1)
+    for text in paragraphs:
+        document.add_paragraph(text)
+    grid = document.add_table(rows=len(table), cols=len(table[0]))
+    for r, row in enumerate(table):
+        for c, text in enumerate(row):
+            grid.cell(r, c).text = text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document.save(str(path))
+
+
+
+OWN_CORPUS = {  # a user's folder of mixed documents (several facts each, for generated questions)
+    "manuals/turbine.pdf": ["The Halvorsen turbine was designed by Marta Quist in 1987.",
+                            "It produces 40 megawatts and is cooled by seawater from the Vesterfjord."],
+    "manuals/printer.pdf": ["Error code E42 on the Model 7 printer means the tray sensor is blocked.",
+                            "Technician Oskar Brandt wrote the repair guide in 2019."],
+    "reports/orchids.docx": ["Dendrobium kingianum grows on rocks in eastern Queensland.",
+                             "It flowers in August with pink blooms, says botanist Lena Hart."],
+    "reports/alloys.docx": ["The alloy ZK-4471 was developed at the Marlow Institute in 1983.",
+                            "It melts at 1420 degrees and was named by Irene Castell."],
+    "web/bridge.html": ["The Kessler bridge over the Odra river opened in 1931.",
+                        "Its chief engineer was Tomasz Wrona, and it is 212 metres long."],
+    "web/harbour.html": ["The harbour of Port Elmswick was dredged in 1958 by the Calder company.",
+                         "Its lighthouse keeper was Ada Quill for thirty years."],
+    "notes/train.md": ["No. 4418 Brackenholme was built at the Ashcombe Works in 1927.",
+                       "Volunteers bought it for 900 pounds from a scrapyard at Pellow Sands."],
+    "notes/lab.md": ["The Norrvik observatory was founded by Elin Stark in 1902.",
+                     "Its main telescope has a mirror of 1.2 metres, ground in Jena."],
+}
+
+
+def write_own_corpus(root: Path) -> Path:
+    """``OWN_CORPUS`` as real files under ``root``: PDFs (one text line per page), DOCX, HTML, Markdown."""
+    for rel, sentences in OWN_CORPUS.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        title = path.stem.capitalize()
+        if path.suffix == ".pdf":
+            path.write_bytes(pdf_bytes(sentences, title=title))
+        elif path.suffix == ".docx":
+            write_docx(path, heading=title, paragraphs=sentences, table=[["Kind", "Report"]])
+        elif path.suffix == ".html":
+            body = "".join(f"<p>{s}</p>" for s in sentences)
+            path.write_text(f"<html><head><title>{title}</title></head><body>{body}</body></html>", encoding="utf-8")
+        else:
+            path.write_text(f"# {title}\n\n" + "\n\n".join(sentences) + "\n", encoding="utf-8")
+    return root

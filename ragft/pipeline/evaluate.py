@@ -90,6 +90,7 @@ def evaluate(cfg, run) -> None:
         base_manifest=arm_info[arms[0].name]["base_model"], finetune=trained,
         loss_curves={m: read_loss_curve(paths.model_dir(m) / paths.TRAIN_CURVE) for m in trained},
         retrieval=retrieval, index=index, judge=judged, examples=ev.examples, robustness=robust, decision=decision,
+        generated=read_json(paths.GENERATED_MANIFEST) if paths.GENERATED_MANIFEST.exists() else None,
     )
     table = scoring.per_question_table(qa, scores)
 

@@ -198,6 +198,17 @@ def retriever_text(retrieval: dict) -> str:
     return text
 
 
+def generated_note(generated: dict) -> str:
+    """The questions' provenance when the generate_qa stage wrote them: people did not."""
+    survived = generated["survived"]
+    chain = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in survived.items() if name not in ("generated", "kept"))
+    return (f"The questions were generated from the documents by {generated['generator']['name']} "
+            f"(dataset.qa=generate), not written by people: {survived['generated']} pairs generated, "
+            f"{survived['kept']} kept ({100 * generated['survival_rate']:.0f}%); surviving each filter in turn: "
+            f"{chain}. Generated questions are narrower and easier than users' questions; read "
+            "data/generated/candidates.jsonl for every pair and the filter that dropped it.")
+
+
 def retrieval_tables(retrieval: dict) -> tuple[list[tuple[str, dict]], list[tuple[str, Any]]]:
     """metrics/retrieval.json as (k → {metric: value}) rows and the metrics without a k."""
     at_k: dict[str, dict[str, Any]] = {}
@@ -256,17 +267,21 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
                  base_manifest: dict | None = None, finetune: dict[str, dict] | None = None,
                  loss_curves: dict[str, list[tuple[float, float]]] | None = None, retrieval: dict | None = None,
                  index: dict | None = None, judge: dict | None = None, examples: int = 5,
-                 robustness: dict | None = None, decision: dict | None = None) -> Report:
+                 robustness: dict | None = None, decision: dict | None = None,
+                 generated: dict | None = None) -> Report:
     """The report of one experiment from what the evaluate stage computed.
 
     ``doc``: metrics.json's document; ``per_question``: arm → rows {answer, match, exact_match, f1} in ``qa``
     order; ``contexts``: context arm → qid → the chunks in the prompt; ``decision``: metrics.json's decision
-    block with its measured costs (ragft.evaluation.costs.measured).
+    block with its measured costs (ragft.evaluation.costs.measured); ``generated``: the generate_qa stage's
+    manifest (a note says the questions were generated, by what, and how many survived each filter).
     """
     arm_names = arms_vocabulary.order(doc["arms"])
     metric = doc["primary_metric"]
     base_manifest = base_manifest or {}
     notes = [TESTBED_NOTE.format(name=base_manifest.get("name", "scratch"))] if base_manifest.get("testbed") else []
+    if (generated or {}).get("generated"):
+        notes.append(generated_note(generated))
     at_k, other = retrieval_tables(retrieval or {})
     shown_contexts = {k: v for k, v in (contexts or {}).items() if k != arms_vocabulary.Context.none}
     return Report(

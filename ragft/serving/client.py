@@ -76,7 +76,7 @@ def client(ocfg: Any):
                        timeout=float(ocfg.timeout))
 
 
-def probe(ocfg: Any, model: str) -> dict:
+def probe(ocfg: Any, model: str, where: str = "inference.openai") -> dict:
     """The server's entry for ``model`` from ``GET /models``, checked before any work: an unreachable URL
     or a refused key fails here, in seconds, naming the URL. A server that does not list the model (vLLM
     lists its adapters; `transformers serve` lists only loaded models) is logged, not refused."""
@@ -88,14 +88,14 @@ def probe(ocfg: Any, model: str) -> dict:
         response = httpx.get(url, headers=headers, timeout=PROBE_TIMEOUT)
     except httpx.HTTPError as err:
         raise ConfigError(
-            f"inference.openai.base_url: {public_url(url)} is unreachable ({type(err).__name__}: {err}). Start the "
-            "server (`make serve` for the pipeline's own models) or fix inference.openai.base_url."
+            f"{where}.base_url: {public_url(url)} is unreachable ({type(err).__name__}: {err}). Start the "
+            f"server (`make serve` for the pipeline's own models) or fix {where}.base_url."
         ) from None
     if response.status_code in (401, 403):
         raise ConfigError(f"{public_url(url)} refused the API key (HTTP {response.status_code}): set the "
-                          f"environment variable {ocfg.api_key_env} (inference.openai.api_key_env).")
+                          f"environment variable {ocfg.api_key_env} ({where}.api_key_env).")
     if response.status_code >= 400:
-        raise ConfigError(f"{public_url(url)} answered HTTP {response.status_code}; is inference.openai.base_url "
+        raise ConfigError(f"{public_url(url)} answered HTTP {response.status_code}; is {where}.base_url "
                           "an OpenAI-compatible /v1 endpoint?")
     entries = response.json().get("data") or []
     entry = next((e for e in entries if e.get("id") == model), None)
@@ -112,6 +112,7 @@ class Request:
 
     messages: list[dict] | None = None
     prompt: str | None = None
+    seed: int | None = None          # this request's sampling seed, instead of the config's (generated questions)
 
     def body(self) -> dict:
         return {"messages": self.messages} if self.messages is not None else {"prompt": self.prompt}
@@ -129,8 +130,13 @@ def decoding(icfg: Any) -> dict:
 
 
 def request_key(identity: dict, request: Request, settings: dict) -> str:
+    settings = _settings_of(request, settings)
     payload = {"identity": identity, "request": request.body(), "decoding": settings, "engine": "openai"}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _settings_of(request: Request, settings: dict) -> dict:
+    return settings if request.seed is None else {**settings, "seed": int(request.seed)}
 
 
 def answer_requests(requests: list[Request], ocfg: Any, icfg: Any, model: str, identity: dict,
@@ -168,10 +174,12 @@ async def _answer_all(requests, ocfg, icfg, model, identity, cache) -> tuple[lis
             t0 = time.perf_counter()
             sent += 1
             if request.messages is not None:
-                response = await api.chat.completions.create(model=model, messages=request.messages, **settings)
+                response = await api.chat.completions.create(model=model, messages=request.messages,
+                                                             **_settings_of(request, settings))
                 text = response.choices[0].message.content or ""
             else:
-                response = await api.completions.create(model=model, prompt=request.prompt, **settings)
+                response = await api.completions.create(model=model, prompt=request.prompt,
+                                                        **_settings_of(request, settings))
                 text = response.choices[0].text or ""
             seconds = time.perf_counter() - t0
         answers[i], latencies[i] = text.strip(), seconds

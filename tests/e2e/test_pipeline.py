@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ragft import paths
-from tests.helpers import PipelineRepo, save_tiny_cross_encoder, stage_names
+from tests.helpers import VENV_BIN, PipelineRepo, save_tiny_cross_encoder, stage_names
 
 pytestmark = pytest.mark.slow
 
@@ -257,7 +257,7 @@ def test_model_change_touches_base_model_only_upstream_of_its_users(repo):
 
 def test_dataset_change_touches_prepare_and_everything_downstream(repo):
     assert changed_stages(repo, "experiment/tiny.yaml", "n_people: 16", "n_people: 12") == {"prepare"}
-    assert downstream(repo, "prepare") == stage_names(repo) - {"prepare", "check_params"}
+    assert downstream(repo, "prepare") == stage_names(repo) - {"prepare", "check_params", "generate_qa"}
 
 
 def changed_by_editing(repo: PipelineRepo, path: str) -> set[str]:
@@ -297,3 +297,38 @@ def test_editing_conf_without_recomposing_is_refused(repo):
         repo.reset()
     assert proc.returncode != 0
     assert "stale" in proc.stdout + proc.stderr and "make params" in proc.stdout + proc.stderr
+
+
+def test_a_folder_without_a_qa_file_generates_questions_and_runs_end_to_end(repo, tmp_path, judge_server):
+    """Issue 16's new user: a folder of PDF, DOCX, HTML and Markdown and no QA file → `ragft init` → the printed
+    `dvc exp run` with the question writer served (a stand-in for a larger served model: tests.helpers) →
+    generated questions, the whole tiny experiment, and a report that opens with the decision summary."""
+    from tests.helpers import KEY, QUESTION_WRITER, write_own_corpus
+
+    docs = write_own_corpus(tmp_path / "my-docs")
+    url = f"http://127.0.0.1:{judge_server.server_address[1]}/v1"
+    repo.env.update(RAGFT_GENERATOR_API_KEY=KEY, RAGFT_ANSWER_CACHE=str(tmp_path / "answers"))
+    try:
+        printed = repo.run(str(VENV_BIN / "ragft"), "init", str(docs)).stdout
+        assert "dvc exp run -S dataset=local -S dataset.qa=generate" in printed
+        proc = repo.dvc("exp", "run", "-S", "dataset=local", "-S", "dataset.qa=generate",
+                        "-S", "dataset.generate.engine=openai", "-S", f"dataset.generate.openai.base_url={url}",
+                        "-S", f"dataset.generate.openai.model={QUESTION_WRITER}")
+        assert {"generate_qa", "prepare", "base_model", "evaluate"} <= repo.ran(proc.stdout)
+        generated = json.loads((repo.root / paths.GENERATED_MANIFEST).read_text())
+        survived = generated["survived"]
+        assert survived["generated"] == 8 * 4 and 8 <= survived["kept"] < survived["generated"]   # some duplicates
+        assert generated["documents_with_questions"] == 8 and generated["generator"]["engine"] == "openai"
+        assert json.loads((repo.root / paths.GENERATE_QA_METRICS).read_text())["kept"] == survived["kept"]
+        prepared = json.loads((repo.root / paths.PREPARED_MANIFEST).read_text())
+        assert prepared["source"] == "local" and prepared["counts"]["questions"] == survived["kept"]
+        assert prepared["counts"]["documents"] == 8
+        html = (repo.root / paths.HTML_REPORT).read_text()
+        assert 0 < html.index("Decision summary") < html.index('id="arms"')
+        comparison = (repo.root / paths.COMPARISON_REPORT).read_text()
+        assert comparison.split("\n## ")[1].startswith("Decision summary")      # the first section
+    finally:
+        for key in ("RAGFT_GENERATOR_API_KEY", "RAGFT_ANSWER_CACHE"):
+            repo.env.pop(key, None)
+        repo.run("git", "clean", "-fdq", "data/raw")
+        repo.reset()

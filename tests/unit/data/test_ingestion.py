@@ -16,6 +16,7 @@ from pypdf import PdfReader, PdfWriter
 from ragft.data import load_corpus, prepare
 from ragft.data.sources import load_local
 from ragft.io import DataError
+from tests.helpers import pdf_bytes, write_docx
 
 
 @pytest.fixture
@@ -29,41 +30,6 @@ def ds(default_cfg):
 
 
 # --------------------------------------------------------------------------- file builders
-
-
-def _pdf_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-
-def pdf_bytes(pages: list[str], title: str | None = None) -> bytes:
-    """A minimal valid PDF, one Helvetica text line per page (pypdf cannot draw text, so it is written by
-    hand), with the xref offsets computed from the bytes written."""
-    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    for i, text in enumerate(pages):
-        stream = f"BT /F1 12 Tf 72 720 Td ({_pdf_escape(text)}) Tj ET".encode("latin-1")
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode()
-        )
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-    if title is not None:
-        objects.append(f"<< /Title ({_pdf_escape(title)}) >>".encode("latin-1"))
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    info = f" /Info {len(objects)} 0 R" if title is not None else ""
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
 
 
 def _rewrite(pdf: bytes, *, user_password: str | None = None, blank_pages: int = 0) -> bytes:
@@ -83,21 +49,6 @@ def blank_pdf() -> bytes:
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
-
-
-def write_docx(path, *, heading: str | None, paragraphs: list[str], table: list[list[str]], title: str = "") -> None:
-    document = docx.Document()
-    document.core_properties.title = title
-    if heading is not None:
-        document.add_heading(heading, level=1)
-    for text in paragraphs:
-        document.add_paragraph(text)
-    grid = document.add_table(rows=len(table), cols=len(table[0]))
-    for r, row in enumerate(table):
-        for c, text in enumerate(row):
-            grid.cell(r, c).text = text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document.save(str(path))
 
 
 def _qa(tmp_path, rows: list[dict], name: str = "qa.jsonl"):

@@ -1,4 +1,4 @@
-"""`ragft init <folder> --qa <file>`: a user's folder, checked by the prepare stage's loader, copied into data/raw/."""
+"""`ragft init <folder> [--qa <file>]`: a user's folder, checked by the prepare stage's loader, copied into data/raw/."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from bench.corpora import write_prose_corpus
 from ragft.cli import main
 from ragft.io import DataError
+from tests.helpers import write_own_corpus
 
 
 def test_init_checks_copies_and_prints_the_experiment_line(tmp_path, monkeypatch, capsys):
@@ -34,8 +35,6 @@ def test_init_refuses_bad_input_before_writing(tmp_path, monkeypatch):
 
     docs, qa = write_prose_corpus(tmp_path / "mine")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match="no QA file given.*Fix: pass --qa"):
-        init_corpus(docs, None)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "Q?", "answer": "A", "doc_id": "no/such"}) + "\n")
     with pytest.raises(DataError, match="no/such"):
@@ -43,3 +42,13 @@ def test_init_refuses_bad_input_before_writing(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="not found"):
         init_corpus(tmp_path / "missing", qa)
     assert not (tmp_path / "data").exists()                   # nothing written
+
+
+def test_init_without_a_qa_file_prints_the_generated_questions_run(tmp_path, monkeypatch, capsys):
+    docs = write_own_corpus(tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", str(docs)]) == 0
+    printed = capsys.readouterr().out
+    assert "8 documents checked" in printed and "dvc exp run -S dataset=local -S dataset.qa=generate" in printed
+    assert (tmp_path / "data/raw/docs/manuals/turbine.pdf").read_bytes() == (docs / "manuals/turbine.pdf").read_bytes()
+    assert not (tmp_path / "data/raw/qa.jsonl").exists()
