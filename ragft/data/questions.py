@@ -283,6 +283,7 @@ def generate_questions(documents: list[dict], gcfg: Any) -> tuple[list[dict], li
     kept, candidates, survived = screen(asks, replies, documents, gcfg)
     log.info("generated %d pairs; survived each filter: %s", len(asks), survived)
     manifest = {"generator": run["identity"], "documents": len(documents), "survived": survived,
+                "filters": list(FILTERS),  # their order (the manifest's keys are sorted)
                 "survival_rate": round(survived["kept"] / survived["generated"], 4) if survived["generated"] else 0.0,
                 "documents_with_questions": len({r["doc_id"] for r in kept})}
     return kept, candidates, {**manifest, "seconds": run["seconds"]}

@@ -313,8 +313,12 @@ def test_a_folder_without_a_qa_file_generates_questions_and_runs_end_to_end(repo
         assert "dvc exp run -S dataset=local -S dataset.qa=generate" in printed
         proc = repo.dvc("exp", "run", "-S", "dataset=local", "-S", "dataset.qa=generate",
                         "-S", "dataset.generate.engine=openai", "-S", f"dataset.generate.openai.base_url={url}",
-                        "-S", f"dataset.generate.openai.model={QUESTION_WRITER}")
-        assert {"generate_qa", "prepare", "base_model", "evaluate"} <= repo.ran(proc.stdout)
+                        "-S", f"dataset.generate.openai.model={QUESTION_WRITER}",
+                        # two models x two contexts: the whole DAG, in a quarter of the time
+                        "-S", "arms.models=[base,raft]", "-S", "arms.contexts=[none,retrieved]",
+                        "-S", "~arms.trained.finetuned")
+        assert {"generate_qa", "prepare", "base_model", "finetune@raft", "infer@raft", "evaluate"} <= \
+            repo.ran(proc.stdout)
         generated = json.loads((repo.root / paths.GENERATED_MANIFEST).read_text())
         survived = generated["survived"]
         assert survived["generated"] == 8 * 4 and 8 <= survived["kept"] < survived["generated"]   # some duplicates
@@ -325,6 +329,8 @@ def test_a_folder_without_a_qa_file_generates_questions_and_runs_end_to_end(repo
         assert prepared["counts"]["documents"] == 8
         html = (repo.root / paths.HTML_REPORT).read_text()
         assert 0 < html.index("Decision summary") < html.index('id="arms"')
+        assert "The questions were generated from the documents by question-writer" in html
+        assert f"{survived['generated']} pairs generated, {survived['kept']} kept" in html
         comparison = (repo.root / paths.COMPARISON_REPORT).read_text()
         assert comparison.split("\n## ")[1].startswith("Decision summary")      # the first section
     finally:
