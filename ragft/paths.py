@@ -61,6 +61,7 @@ FINETUNED = MODELS / "finetuned"                  # finetune@finetuned (adapter 
 
 TRAIN_METRICS = "train_metrics.json"              # inside a fine-tuned model's dir: time, loss, sizes, contamination
 TRAIN_CURVE = "loss.csv"                          # inside a fine-tuned model's dir: step,loss
+VALIDATION_CURVE = "eval_loss.csv"                # inside a fine-tuned model's dir: step,eval_loss (finetune.validation)
 MERGED_DIR = "merged"                             # inside a fine-tuned model's dir: finetune.export_merged
 
 
@@ -113,6 +114,13 @@ TRAIN_CURVES = PLOTS / "finetune_loss"            # finetune@<model>: <model>.cs
 
 def train_curve(model: str) -> Path:
     return TRAIN_CURVES / f"{model}.csv"
+
+
+VALIDATION_CURVES = PLOTS / "finetune_validation"  # finetune@<model>: <model>.csv (step,eval_loss)
+
+
+def validation_curve(model: str) -> Path:
+    return VALIDATION_CURVES / f"{model}.csv"
 
 
 METRIC_BY_ARM_PLOT = PLOTS / "metric_by_arm.csv"

@@ -117,12 +117,32 @@ def load_for_training(base_dir: str | Path, cfg: Any) -> tuple[Any, Any, dict]:
     return model, tokenizer, manifest
 
 
+def validation_settings(vcfg: Any, batch_size: int) -> tuple[dict, list]:
+    """The Trainer settings and callbacks of ``finetune.validation``: the evaluation loss every ``eval_steps``
+    (loss only: no logits are gathered), a checkpoint at each evaluation so the best can be reloaded at
+    the end, and transformers' EarlyStoppingCallback."""
+    from transformers import EarlyStoppingCallback
+
+    settings = {
+        "eval_strategy": "steps", "eval_steps": int(vcfg.eval_steps), "save_strategy": "steps",
+        "save_steps": int(vcfg.eval_steps), "save_total_limit": 2, "load_best_model_at_end": True,
+        "metric_for_best_model": "eval_loss", "greater_is_better": False, "prediction_loss_only": True,
+        "per_device_eval_batch_size": int(batch_size),
+    }
+    stop = EarlyStoppingCallback(early_stopping_patience=int(vcfg.patience),
+                                 early_stopping_threshold=float(vcfg.min_delta))
+    return settings, [stop]
+
+
 def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any, epochs: float | None = None,
-                  bf16: bool = False) -> tuple[Any, float]:
-    """Run transformers.Trainer on ``dataset``; return (trainer state, seconds)."""
+                  bf16: bool = False, eval_dataset: Any = None) -> tuple[Any, float]:
+    """Run transformers.Trainer on ``dataset`` (validated on ``eval_dataset``, if any, with early stopping
+    and the best checkpoint kept); return (trainer state, seconds)."""
     import tempfile
 
-    work_dir = tempfile.TemporaryDirectory(prefix="ragft-finetune-")  # Trainer wants one; nothing is saved there
+    # Trainer wants a folder: validation's checkpoints go there (the best is reloaded), nothing stays
+    work_dir = tempfile.TemporaryDirectory(prefix="ragft-finetune-")
+    validation, callbacks = validation_settings(fcfg.validation, fcfg.batch_size) if eval_dataset else ({}, [])
     args = training_args(
         work_dir.name,
         per_device_train_batch_size=fcfg.batch_size,
@@ -137,8 +157,10 @@ def train_adapter(model: Any, tokenizer: Any, dataset: Any, fcfg: Any, epochs: f
         # non-reentrant checkpointing needs no gradient on the (frozen) inputs of a LoRA-wrapped model
         **({"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}}
            if fcfg.gradient_checkpointing else {}),
+        **validation,
     )
-    trainer = ExampleMeanTrainer(model=model, args=args, train_dataset=dataset, data_collator=padding_collator(tokenizer),
+    trainer = ExampleMeanTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
+                                 data_collator=padding_collator(tokenizer), callbacks=callbacks,
                                  labelled_logits_only=bool(fcfg.labelled_logits_only))
     start = time.perf_counter()
     trainer.train()
@@ -187,7 +209,9 @@ def finetune(
     rows += recipes.replay_rows(base_dir, len(rows), fcfg.replay, fcfg.seed)
     overlap = contamination_guard(rows, prepared["qa_eval.jsonl"], f"{recipe} training data ({prepared_dir})", fcfg.seed)
     max_length = fcfg.raft.max_length if recipe == "raft" else fcfg.max_length
+    rows, held = recipes.validation_split(rows, float(fcfg.validation.fraction), fcfg.seed)
     dataset = rows_dataset(rows, tokenizer, max_length)
+    eval_dataset = rows_dataset(held, tokenizer, max_length) if held else None
 
     model = lora_model(model, fcfg.lora, fcfg.seed)
     trainable = count_parameters(model, trainable_only=True)
@@ -199,7 +223,7 @@ def finetune(
 
     bf16 = next(model.parameters()).dtype == torch.bfloat16 or bool(fcfg.qlora)
     state, seconds = train_adapter(model, tokenizer, dataset, fcfg, fcfg.raft.epochs if recipe == "raft" else None,
-                                   bf16=bf16)
+                                   bf16=bf16, eval_dataset=eval_dataset)
     model.eval()
     model.save_pretrained(out_dir)
 
@@ -209,6 +233,7 @@ def finetune(
     }
     counts["replay"] = sum(bool(r.get("replay")) for r in rows)
     loss = final_loss(state.log_history)
+    validation = validation_summary(state, fcfg.validation, len(held))
     manifest = {
         "base_model": {
             "path": str(base_dir),
@@ -234,6 +259,7 @@ def finetune(
         "steps": state.global_step,
         "final_loss": loss,
         "seed": fcfg.seed,
+        "validation": validation,
     }
     metrics = {
         "train_seconds": round(seconds, 2),
@@ -241,6 +267,7 @@ def finetune(
         "n_examples": len(dataset),
         "trainable_params": trainable,
         "steps": state.global_step,
+        **{f"validation_{k}": v for k, v in validation.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         "eval_overlap_exact": overlap["exact"],
         "eval_overlap_near": overlap["near_duplicates"],
         **{f"probe_{k}": v for k, v in sanity.items() if k.endswith("_em")},
@@ -258,6 +285,28 @@ def reading_probe(model: Any, tokenizer: Any, base_manifest: dict, cfg: Any) -> 
     from ragft.model.probe import heldout_probe
 
     return heldout_probe(model, tokenizer, OmegaConf.create(base_manifest["scratch"]), cfg)
+
+
+def validation_summary(state: Any, vcfg: Any, n_rows: int) -> dict:
+    """What validation did: its rows, the best evaluation loss and its step (the checkpoint kept), and
+    whether early stopping ended the run before its planned steps."""
+    if not n_rows:
+        return {"enabled": False}
+    evals = [(e["step"], e["eval_loss"]) for e in state.log_history if "eval_loss" in e]
+    best_step, best = min(evals, key=lambda p: (p[1], p[0])) if evals else (None, float("nan"))
+    return {"enabled": True, "rows": n_rows, "fraction": float(vcfg.fraction), "evaluations": len(evals),
+            "best_eval_loss": best, "best_step": best_step, "steps_planned": state.max_steps,
+            "stopped_early": bool(state.global_step < state.max_steps)}
+
+
+def write_validation_curve(path: str | Path, log_history: list[dict]) -> int:
+    """plots/finetune_validation/<model>.csv: step,eval_loss (a header only when validation is off)."""
+    points = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
+    with atomic_file(path) as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["step", "eval_loss"])
+        writer.writerows((step, f"{loss:.6f}") for step, loss in points)
+    return len(points)
 
 
 def write_loss_curve(path: str | Path, log_history: list[dict]) -> int:

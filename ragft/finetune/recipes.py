@@ -83,3 +83,26 @@ def replay_rows(base_dir: str | Path, n_task: int, share: float, seed: int) -> l
     rng = random.Random(f"replay:{seed}")
     picked = [row for _ in range(math.ceil(n / len(pool))) for row in rng.sample(pool, len(pool))][:n]
     return [{**row, "replay": True} for row in picked]
+
+
+def validation_split(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(training rows, validation rows): ``fraction`` of the groups held out, a group being a document
+    (document and paraphrase rows) or a question (QA and RAFT rows), drawn with ``seed``; replayed rows
+    always train. ``fraction=0``: every row trains (no validation)."""
+    if fraction <= 0:
+        return rows, []
+
+    def group(row: dict) -> str:
+        return f"doc:{row['doc_id']}" if row.get("kind") in ("doc", "paraphrase") else f"q:{row.get('qid')}"
+
+    groups = sorted({group(r) for r in rows if not r.get("replay")})
+    n_val = max(1, round(fraction * len(groups)))
+    if n_val >= len(groups):
+        from ragft.config import ConfigError
+
+        raise ConfigError(f"params.yaml: field 'finetune.validation.fraction' is {fraction}: with {len(groups)} "
+                          "training group(s) (documents or questions) nothing would be left to train on. Fix: a "
+                          "smaller fraction, more training data, or 0 to turn validation off.")
+    held = set(random.Random(f"validation:{seed}").sample(groups, n_val))
+    train = [r for r in rows if r.get("replay") or group(r) not in held]
+    return train, [r for r in rows if not r.get("replay") and group(r) in held]

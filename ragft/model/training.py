@@ -144,18 +144,18 @@ def training_args(output_dir: str, **run: Any):
     from transformers import TrainingArguments
 
     seed = run.pop("seed")
-    return TrainingArguments(
-        output_dir=output_dir,
-        lr_scheduler_type="linear",
-        optim="adamw_torch",
-        seed=seed,
-        data_seed=seed,
-        save_strategy="no",
-        report_to="none",  # the stages log the loss history to their own MLflow run
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        **run,
-    )
+    settings = {
+        "output_dir": output_dir,
+        "lr_scheduler_type": "linear",
+        "optim": "adamw_torch",
+        "seed": seed,
+        "data_seed": seed,
+        "save_strategy": "no",          # validation (finetune.validation) saves checkpoints to keep the best
+        "report_to": "none",  # the stages log the loss history to their own MLflow run
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": torch.cuda.is_available(),
+    }
+    return TrainingArguments(**{**settings, **run})
 
 
 def final_loss(log_history: list[dict]) -> float:

@@ -18,14 +18,14 @@ from ragft.pipeline.runner import stage_main
 log = logging.getLogger(__name__)
 
 
-def read_loss_curve(path) -> list[tuple[float, float]]:
-    """A fine-tuned model's loss.csv (step,loss) as points."""
+def read_loss_curve(path, column: str = "loss") -> list[tuple[float, float]]:
+    """A fine-tuned model's loss.csv (step,loss) or eval_loss.csv (step,eval_loss) as points."""
     import csv
 
     if not path.exists():
         return []
     with path.open(encoding="utf-8", newline="") as fh:
-        return [(float(r["step"]), float(r["loss"])) for r in csv.DictReader(fh) if r.get("step") and r.get("loss")]
+        return [(float(r["step"]), float(r[column])) for r in csv.DictReader(fh) if r.get("step") and r.get(column)]
 
 
 def evaluate(cfg, run) -> None:
@@ -89,6 +89,7 @@ def evaluate(cfg, run) -> None:
         doc, {a: s.per_question for a, s in scores.items()}, qa, contexts=contexts, timings=timings,
         base_manifest=arm_info[arms[0].name]["base_model"], finetune=trained,
         loss_curves={m: read_loss_curve(paths.model_dir(m) / paths.TRAIN_CURVE) for m in trained},
+        validation_curves={m: read_loss_curve(paths.model_dir(m) / paths.VALIDATION_CURVE, "eval_loss") for m in trained},
         retrieval=retrieval, index=index, judge=judged, examples=ev.examples, robustness=robust, decision=decision,
         generated=read_json(paths.GENERATED_MANIFEST) if paths.GENERATED_MANIFEST.exists() else None,
     )

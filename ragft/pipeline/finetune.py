@@ -4,7 +4,8 @@
 
 `finetuned` injects the documents (finetune.mode); `raft` trains reading among distractors (finetune.raft).
 Both train on training data only. Also writes metrics/finetune/<model>.json (time, loss, sizes,
-the contamination check) and plots/finetune_loss/<model>.csv (step,loss); with finetune.export_merged,
+the contamination check), plots/finetune_loss/<model>.csv (step,loss) and, with finetune.validation,
+plots/finetune_validation/<model>.csv (step,eval_loss: early stopping keeps the best checkpoint); with finetune.export_merged,
 models/<model>/merged/ too (the adapter folded into the base weights, for any server).
 """
 
@@ -23,7 +24,7 @@ def finetune(cfg, run) -> None:
     import tempfile
 
     from ragft.finetune.lora import finetune as train
-    from ragft.finetune.lora import write_loss_curve
+    from ragft.finetune.lora import write_loss_curve, write_validation_curve
     from ragft.io import atomic_dir, write_json
 
     model = str(cfg.arm.model)
@@ -37,6 +38,7 @@ def finetune(cfg, run) -> None:
         # the model carries its own training record (what evaluate reads), mirrored below for `dvc metrics/plots`
         write_json(out / paths.TRAIN_METRICS, result.metrics)
         write_loss_curve(out / paths.TRAIN_CURVE, result.log_history)
+        write_validation_curve(out / paths.VALIDATION_CURVE, result.log_history)
         if cfg.finetune.export_merged:  # for servers without adapter support (`ragft serve` merges on demand otherwise)
             from ragft.finetune.lora import export_merged
 
@@ -45,11 +47,15 @@ def finetune(cfg, run) -> None:
 
     write_json(paths.finetune_metrics(model), result.metrics)
     n_points = write_loss_curve(paths.train_curve(model), result.log_history)
+    write_validation_curve(paths.validation_curve(model), result.log_history)
     for entry in result.log_history:
         if "loss" in entry:
             run.log_metrics({"finetune_loss": entry["loss"]}, step=int(entry["step"]))
+        if "eval_loss" in entry:
+            run.log_metrics({"finetune_eval_loss": entry["eval_loss"]}, step=int(entry["step"]))
     run.log_metrics(result.metrics)
     run.log_artifact(paths.train_curve(model))
+    run.log_artifact(paths.validation_curve(model))
     log.info("fine-tuned %s: %s; %d loss points", model, result.metrics, n_points)
 
 

@@ -89,6 +89,7 @@ class Report:
     index: dict = field(default_factory=dict)               # metrics/index.json
     finetune: dict[str, dict] = field(default_factory=dict)  # fine-tuned model → its training metrics
     loss_curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    validation_curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # finetune.validation
     timings: dict[str, dict] = field(default_factory=dict)   # arm → timings.json
     attributes: list[dict] = field(default_factory=list)     # {attribute, n, score: {arm: the primary metric}}
     examples: list[dict] = field(default_factory=list)       # see pick_examples
@@ -265,7 +266,8 @@ def pick_examples(qa: list[dict], per_question: dict[str, list[dict]], contexts:
 def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict], *,
                  contexts: dict[str, dict[str, list]] | None = None, timings: dict[str, dict] | None = None,
                  base_manifest: dict | None = None, finetune: dict[str, dict] | None = None,
-                 loss_curves: dict[str, list[tuple[float, float]]] | None = None, retrieval: dict | None = None,
+                 loss_curves: dict[str, list[tuple[float, float]]] | None = None,
+                 validation_curves: dict[str, list[tuple[float, float]]] | None = None, retrieval: dict | None = None,
                  index: dict | None = None, judge: dict | None = None, examples: int = 5,
                  robustness: dict | None = None, decision: dict | None = None,
                  generated: dict | None = None) -> Report:
@@ -300,6 +302,7 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         index=index or {},
         finetune=finetune or {},
         loss_curves={m: c for m, c in (loss_curves or {}).items() if c},
+        validation_curves={m: c for m, c in (validation_curves or {}).items() if c},
         timings={a: t for a, t in (timings or {}).items() if a in doc["arms"]},
         attributes=attribute_rows(qa, per_question, metric),
         examples=pick_examples(qa, {a: per_question[a] for a in arm_names if a in per_question}, shown_contexts,

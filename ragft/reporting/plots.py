@@ -216,8 +216,10 @@ def attribute_heatmap(
     return fig
 
 
-def loss_curves(curves: dict[str, Sequence[tuple[float, float]]]):
-    """Training loss against step, one line per fine-tuned model."""
+def loss_curves(curves: dict[str, Sequence[tuple[float, float]]],
+                validation: dict[str, Sequence[tuple[float, float]]] | None = None):
+    """Training loss against step, one line per fine-tuned model; with finetune.validation, its held-out
+    loss as a dashed line in the same colour."""
     curves = {m: sorted(p) for m, p in curves.items() if p}
     if not curves:
         return None
@@ -235,8 +237,12 @@ def loss_curves(curves: dict[str, Sequence[tuple[float, float]]]):
             color=MODEL_COLOURS.get(m),
             markevery=max(1, len(pts) // 12),
         )
+        held = sorted((validation or {}).get(m) or [])
+        if held:
+            ax.plot([s for s, _ in held], [v for _, v in held], linestyle="--", color=MODEL_COLOURS.get(m),
+                    label=f"{m} (validation)")
     ax.set_xlabel("training step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("loss (dashed: validation)" if validation and any(validation.values()) else "training loss")
     ax.legend(frameon=False, title="model")
     return fig
 

@@ -105,7 +105,7 @@ def make_figures(report: Report) -> dict[str, bytes]:
             plots.attribute_heatmap, [r["attribute"] for r in report.attributes], attr_arms,
             [[r["score"].get(a) for a in attr_arms] for r in report.attributes],
             [r["n"] for r in report.attributes], report.metric_short),
-        "finetune_loss": plots.render(plots.loss_curves, report.loss_curves),
+        "finetune_loss": plots.render(plots.loss_curves, report.loss_curves, report.validation_curves),
         "cost_quality": plots.render(plots.cost_quality, report.costs, report.metric_short),
         **{f"robustness_{model}": plots.render(plots.robustness_bars, model, report.robustness["conditions"], rows,
                                                report.metric_short, level_)

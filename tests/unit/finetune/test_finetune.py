@@ -201,3 +201,62 @@ def test_contamination_guard_catches_near_duplicate_eval_questions():
     reworded = [{"qid": "t3", "question": "in which city was ada lovelace of harlow born, and in what year exactly"}]
     with pytest.raises(DataError, match="near-duplicates"):
         contamination_guard(reworded, evaluation, "train")
+
+
+# --------------------------------------------------------------------------- validation and early stopping
+
+
+def test_validation_split_holds_out_whole_documents_and_questions_seeded():
+    from ragft.finetune.recipes import validation_split
+
+    rows = ([{"kind": "doc", "doc_id": f"d{i}", "text": "t"} for i in range(8)]
+            + [{"kind": "paraphrase", "doc_id": f"d{i}", "text": "p"} for i in range(8)]
+            + [{"kind": "qa", "qid": f"q{i}", "question": "?", "answer": "a"} for i in range(8)]
+            + [{"kind": "doc", "doc_id": "r", "text": "replayed", "replay": True}])
+    train, held = validation_split(rows, 0.25, 0)
+    assert len(held) + len(train) == len(rows) and not [r for r in held if r.get("replay")]
+    held_docs = {r["doc_id"] for r in held if r["kind"] != "qa"}
+    assert held_docs and not held_docs & {r["doc_id"] for r in train if r["kind"] != "qa"}   # a document is one group
+    assert sum(r["kind"] == "paraphrase" for r in held) == sum(r["kind"] == "doc" for r in held)
+    assert (train, held) == validation_split(rows, 0.25, 0) and held != validation_split(rows, 0.25, 1)[1]
+    assert validation_split(rows, 0.0, 0) == (rows, [])
+    with pytest.raises(ConfigError, match=r"finetune.validation.fraction.*nothing would be left"):
+        validation_split(rows[:1], 0.4, 0)
+
+
+def test_early_stopping_keeps_the_best_checkpoint(tiny_cfg, base_dir, prepared, tmp_path):
+    """A learning rate that overshoots: the held-out loss stops improving, training stops before its
+    planned steps, and the model saved is the best evaluation's (its loss, recomputed, is the best)."""
+    from ragft.finetune import recipes
+    from ragft.model.loading import load_tokenizer
+    from ragft.model.training import ExampleMeanTrainer, padding_collator, rows_dataset, training_args
+
+    cfg = cfg_with(tiny_cfg, mode="docs+qa", max_steps=60, lr=0.3, warmup_ratio=0.0,
+                   validation={"fraction": 0.25, "eval_steps": 2, "patience": 2})
+    result = run(cfg, base_dir, prepared, tmp_path / "ft")
+    v = result.manifest["validation"]
+    evals = [(e["step"], e["eval_loss"]) for e in result.log_history if "eval_loss" in e]
+    assert v["enabled"] and v["stopped_early"] and result.manifest["steps"] < 60 and v["evaluations"] == len(evals)
+    assert (v["best_step"], v["best_eval_loss"]) == min(evals, key=lambda p: (p[1], p[0]))
+    assert v["best_step"] < result.manifest["steps"] and result.metrics["validation_best_eval_loss"] == v["best_eval_loss"]
+
+    tokenizer = load_tokenizer(base_dir)
+    rows = recipes.task_rows(cfg, recipes.read_prepared(prepared, "finetuned", cfg.finetune), tokenizer)
+    train, held = recipes.validation_split(rows, 0.25, cfg.finetune.seed)
+    assert v["rows"] == len(held) and result.manifest["rows"]["doc"] + result.manifest["rows"]["qa"] == len(train)
+    scorer = ExampleMeanTrainer(model=result.model, args=training_args(str(tmp_path / "ev"), seed=0,
+                                                                        per_device_eval_batch_size=8,
+                                                                        prediction_loss_only=True),
+                                eval_dataset=rows_dataset(held, tokenizer, cfg.finetune.max_length),
+                                data_collator=padding_collator(tokenizer))
+    assert scorer.evaluate()["eval_loss"] == pytest.approx(v["best_eval_loss"], rel=1e-4)
+
+
+def test_validation_curve_csv(tmp_path):
+    from ragft.finetune.lora import write_validation_curve
+
+    history = [{"loss": 2.5, "step": 2}, {"eval_loss": 2.0, "step": 2}, {"eval_loss": 1.5, "step": 4}]
+    assert write_validation_curve(tmp_path / "v.csv", history) == 2
+    assert (tmp_path / "v.csv").read_text() == "step,eval_loss\n2,2.000000\n4,1.500000\n"
+    assert write_validation_curve(tmp_path / "off.csv", history[:1]) == 0
+    assert (tmp_path / "off.csv").read_text() == "step,eval_loss\n"
