@@ -299,25 +299,23 @@ def validation_summary(state: Any, vcfg: Any, n_rows: int) -> dict:
             "stopped_early": bool(state.global_step < state.max_steps)}
 
 
-def write_validation_curve(path: str | Path, log_history: list[dict]) -> int:
-    """plots/finetune_validation/<model>.csv: step,eval_loss (a header only when validation is off)."""
-    points = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
+def write_curve(path: str | Path, log_history: list[dict], key: str = "loss") -> int:
+    """A curve from the Trainer's log history, ``step,<key>``: the training loss (plots/finetune_loss/) or,
+    with ``key="eval_loss"``, the validation loss (plots/finetune_validation/; a header only when off)."""
+    points = [(e["step"], e[key]) for e in log_history if key in e and "step" in e]
     with atomic_file(path) as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["step", "eval_loss"])
+        writer.writerow(["step", key])
         writer.writerows((step, f"{loss:.6f}") for step, loss in points)
     return len(points)
 
 
 def write_loss_curve(path: str | Path, log_history: list[dict]) -> int:
-    """plots/finetune_loss.csv: step,loss from the Trainer's log history."""
-    points = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
-    with atomic_file(path) as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["step", "loss"])
-        writer.writerows((step, f"{loss:.6f}") for step, loss in points)
-    return len(points)
+    return write_curve(path, log_history, "loss")
 
+
+def write_validation_curve(path: str | Path, log_history: list[dict]) -> int:
+    return write_curve(path, log_history, "eval_loss")
 
 
 def export_merged(base_dir: str | Path, adapter_dir: str | Path, out_dir: str | Path) -> Path:
