@@ -202,7 +202,8 @@ def retriever_text(retrieval: dict) -> str:
 def generated_note(generated: dict) -> str:
     """The questions' provenance when the generate_qa stage wrote them: people did not."""
     survived = generated["survived"]
-    chain = ", ".join(f"{name.replace('_', ' ')} {survived[name]}" for name in generated["filters"])
+    order = generated.get("filters") or [k for k in survived if k not in ("generated", "kept")]
+    chain = ", ".join(f"{name.replace('_', ' ')} {survived[name]}" for name in order)
     return (f"The questions were generated from the documents by {generated['generator']['name']} "
             f"(dataset.qa=generate), not written by people: {survived['generated']} pairs generated, "
             f"{survived['kept']} kept ({100 * generated['survival_rate']:.0f}%); surviving each filter in turn: "

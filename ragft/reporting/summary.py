@@ -1,5 +1,6 @@
 """`ragft summary`: what `make demo` prints at the end — the model, the verdict, the arms, the decision
-summary (cost per 1,000 queries, break-even of fine-tuning against RAG, with its assumptions), where to look.
+summary (cost per 1,000 queries, break-even of fine-tuning against RAG, with its assumptions), where the
+questions came from when they were generated, where to look.
 
 Everything comes from the pipeline's outputs: metrics/metrics.json, where the evaluate stage stored the
 verdict with the metric and the confidence level it speaks of, and the decision block (token-priced costs);
@@ -34,7 +35,7 @@ def measured_decision(root: Path, block: dict) -> dict:
 def summary_text(root: str | Path = ".") -> str:
     from ragft.evaluation.costs import money, summary_lines
     from ragft.io import DataError, read_json
-    from ragft.reporting.model import METRIC_SHORT, generator_text, retriever_text
+    from ragft.reporting.model import METRIC_SHORT, generated_note, generator_text, retriever_text
     from ragft.reporting.render import interval, level, pct
     from ragft.tracking import tracking_uri
 
@@ -68,6 +69,9 @@ def summary_text(root: str | Path = ".") -> str:
         cost_cell = f"{cost.get(arm, 'n/a'):>14}  " if decision else ""
         lines.append(f"{arm:<{width}}  {pct(m.get('match')):>9}  {pct(m.get('exact_match')):>6}  {pct(m.get('f1')):>6}  "
                      f"{m.get('mean_answer_words') or 0:>5.1f}  {cost_cell}{interval(m.get(f'{metric}_ci'))}".rstrip())
+    generated = read_json(root / paths.GENERATED_MANIFEST) if (root / paths.GENERATED_MANIFEST).exists() else {}
+    if generated.get("generated"):
+        lines += ["", generated_note(generated)]
     if decision:
         d = summary_lines(decision)
         lines += ["", "Decision summary:", f"  {d['best']}", "  Break-even:", *[f"  - {x}" for x in d["break_even"]],

@@ -331,6 +331,8 @@ def test_a_folder_without_a_qa_file_generates_questions_and_runs_end_to_end(repo
         assert 0 < html.index("Decision summary") < html.index('id="arms"')
         assert "The questions were generated from the documents by question-writer" in html
         assert f"{survived['generated']} pairs generated, {survived['kept']} kept" in html
+        summary = repo.run(str(VENV_BIN / "ragft"), "summary").stdout        # what `make demo` prints
+        assert "generated from the documents by question-writer" in summary and "Decision summary:" in summary
         comparison = (repo.root / paths.COMPARISON_REPORT).read_text()
         assert comparison.split("\n## ")[1].startswith("Decision summary")      # the first section
     finally:
