@@ -20,7 +20,9 @@ count that survives each is recorded (the manifest, metrics/generate_qa.json, ML
 5. ``not_title_only``: the answer is not in the document's title nor in the question itself (those are
    answered without reading the document);
 6. ``not_near_duplicate``: the question is not a near-duplicate (ragft.text.NearDuplicates, word 3-gram
-   Jaccard) of a question kept before it, in any document.
+   Jaccard) of a question kept before it, in any document, nor a second question about the same
+   document with the same answer (one fact asked twice in other words: "When was X built?" and
+   "When did X come into being?" -> 1927).
 
 Why not ragas' testset generator: it needs an embedding model and an LLM behind LangChain/LlamaIndex
 wrappers and builds a knowledge graph with several LLM calls per node, far beyond what a 135 M model can
@@ -122,6 +124,7 @@ def screen(asks: list[Ask], replies: list[str], documents: list[dict], cfg: Any)
     normal_docs = {d["doc_id"]: normalize_answer(d["text"]) for d in documents}
     doc_words = {k: set(v.split()) for k, v in normal_docs.items()}
     seen = NearDuplicates(threshold=float(cfg.near_duplicate_threshold))
+    same_fact: dict[tuple[str, str], str] = {}  # (document, normalised answer) -> the question kept for it
     survived = dict.fromkeys(("generated", *FILTERS), 0)
     kept, candidates = [], []
     for ask, reply in zip(asks, replies, strict=True):
@@ -145,9 +148,9 @@ def screen(asks: list[Ask], replies: list[str], documents: list[dict], cfg: Any)
                 dropped = "about_document"
             elif _contains(title, norm) or _contains(normalize_answer(question), norm):
                 dropped = "not_title_only"
-            elif (duplicate := seen.match(question)) is not None:
+            elif (duplicate := same_fact.get((ask.doc_id, norm)) or (seen.match(question) or (None,))[0]):
                 dropped = "not_near_duplicate"
-                row["duplicate_of"] = duplicate[0]
+                row["duplicate_of"] = duplicate
         for name in FILTERS:
             if name == dropped:
                 break
@@ -157,6 +160,7 @@ def screen(asks: list[Ask], replies: list[str], documents: list[dict], cfg: Any)
         if dropped is None:
             qid = f"gen-{len(kept) + 1:05d}"
             seen.add(qid, row["question"])
+            same_fact[(ask.doc_id, normalize_answer(row["answer"]))] = qid
             kept.append({"qid": qid, "question": row["question"], "answer": row["answer"], "doc_id": ask.doc_id})
             row["qid"] = qid
     survived["kept"] = len(kept)
@@ -227,10 +231,13 @@ def _decoding(gcfg: Any) -> Any:
 
 
 def generate_local(asks: list[Ask], titles: dict[str, str], gcfg: Any) -> tuple[list[str], dict]:
-    """Replies of the in-process generator, batched; sampling is seeded per batch (deterministic on CPU)."""
+    """Replies of the in-process generator, batched; sampling is seeded per batch (deterministic on CPU).
+    Each batch's replies go to the answer cache, so a rerun that changes only a filter generates nothing."""
     from tqdm.auto import tqdm
     from transformers import set_seed
 
+    from ragft.model import answer_cache
+    from ragft.model.answer_cache import AnswerCache, default_dir
     from ragft.model.generation import generate_batch, generation_config
 
     model, tokenizer, identity = load_local_generator(gcfg)
@@ -247,13 +254,23 @@ def generate_local(asks: list[Ask], titles: dict[str, str], gcfg: Any) -> tuple[
             prompts.append(tokenizer(text)["input_ids"])
     replies: list[str] = []
     size = max(1, int(gcfg.batch_size))
-    start = time.perf_counter()
+    cache, decoding = AnswerCache(default_dir()), {**gen_cfg.to_dict(), "engine": "generate_qa"}
+    start, cached = time.perf_counter(), 0
     for b in tqdm(range(0, len(prompts), size), desc="generate questions", unit="batch"):
-        set_seed(int(gcfg.seed) * 100_003 + b)
-        out = generate_batch(model, tokenizer, prompts[b : b + size], gen_cfg)
+        batch, seed = prompts[b : b + size], int(gcfg.seed) * 100_003 + b
+        k = answer_cache.key(identity, batch, {**decoding, "seed": seed})
+        hit = cache.get(k)
+        if hit is not None and len(hit["answers"]) == len(batch):
+            out, cached = hit["answers"], cached + len(batch)
+        else:
+            set_seed(seed)  # sampling seeded per batch: the same batches give the same replies on CPU
+            out = generate_batch(model, tokenizer, batch, gen_cfg)
+            cache.put(k, out, {})
         replies.extend(f"{PREFIX} {o}" for o in out)
     seconds = time.perf_counter() - start
-    return replies, {"identity": identity, "seconds": round(seconds, 2), "requests": len(asks)}
+    if cached:
+        log.info("%d of %d replies from the answer cache (same generator, prompts and decoding)", cached, len(asks))
+    return replies, {"identity": identity, "seconds": round(seconds, 2), "requests": len(asks), "cached": cached}
 
 
 def generate_served(asks: list[Ask], titles: dict[str, str], gcfg: Any) -> tuple[list[str], dict]:

