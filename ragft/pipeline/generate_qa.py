@@ -29,6 +29,7 @@ def generate_qa(cfg, run) -> None:
     if ds.source != "local" or ds.qa != "generate":
         with atomic_dir(paths.GENERATED) as out:
             write_json(out / paths.GENERATED_MANIFEST.name, {"generated": False, "reason": f"dataset.qa={ds.qa}"})
+            run.write_record(out)
         write_json(paths.GENERATE_QA_METRICS, {"generated": 0, "kept": 0})
         log.info("dataset.qa=%s: no questions to generate", ds.qa)
         return
