@@ -36,7 +36,7 @@ UV_PIP = $(UV) pip install -q --python $(PY) --compile-bytecode --index-strategy
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup lock params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench serve robustness
+.PHONY: help setup lock params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench serve robustness tune
 
 help:
 	@echo "make demo   - set up, run the default experiment (dvc repro), print where the results are"
@@ -44,6 +44,7 @@ help:
 	@echo "make params - recompose params.yaml from conf/"
 	@echo "make bench  - benchmarks → reports/bench.md (BENCH_ARGS=--quick for a short run)"
 	@echo "make sweep ARGS=\"-S 'retrieval.top_k=1,3'\" - run a sweep of experiments (2 workers), then make compare"
+	@echo "make tune ARGS=tune/tiny.yaml - a seeded TPE search on the dev split (DVC experiments); reports the best on eval"
 	@echo "make seeds  - one experiment per seed of eval.seeds; make compare gives mean +- std"
 	@echo "make robustness - the retrieval-robustness sweep: each model's score as retrieval degrades (report section)"
 	@echo "make serve  - the pipeline's models behind an OpenAI-compatible server on 127.0.0.1:PORT (default 8000)"
@@ -113,6 +114,11 @@ sweep: setup
 
 seeds: setup
 	$(VENV)/bin/ragft seeds $(ARGS)
+
+# A search (ragft/experiments/tune.py): tune/default.yaml, or ARGS="tune/tiny.yaml --trials 8 -j 2 -n NAME".
+# Trials are DVC experiments run on the sweep machinery; the result is reports/tune/<name>.md.
+tune: setup
+	$(VENV)/bin/ragft tune $(ARGS)
 
 # make compare (the latest sweep), ARGS="--sweep NAME", ARGS=--all, or ARGS="exp-a exp-b"
 compare: setup

@@ -3,6 +3,7 @@
     ragft config compose|check   compose conf/ into params.yaml | check params.yaml is fresh and valid
     ragft sweep -S 'a=1,2' -j 2  queue DVC experiments, run them into one MLflow store, check the queue drained
     ragft seeds                  one experiment per seed of eval.seeds (mean ± std with `ragft compare`)
+    ragft tune [SEARCH.yaml]     a seeded TPE search (DVC experiments) that tunes on dev and reports on eval
     ragft compare [...]          compare experiments side by side (default: the latest sweep)
     ragft summary                the verdict and every arm of the workspace's experiment
     ragft serve [--port 8000]    the pipeline's models behind `transformers serve` on 127.0.0.1 (OpenAI API)
@@ -44,6 +45,12 @@ def _sweep(args: argparse.Namespace) -> int:
     return sweep.run(args, kind=args.command)
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from ragft.experiments import tune
+
+    return tune.run(args)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from ragft.experiments import compare
 
@@ -82,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from ragft.experiments import compare, sweep
+    from ragft.experiments import compare, sweep, tune
 
     top = argparse.ArgumentParser(prog="ragft", description=__doc__.split("\n")[0])
     sub = top.add_subparsers(dest="command", required=True, metavar="<command>")
@@ -98,6 +105,11 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=sweep.__doc__.split("\n")[0])
         sweep.add_arguments(p)
         p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("tune", help="search params on the dev split (Optuna TPE, DVC experiments), report on eval",
+                       description=tune.__doc__.split("\n\n")[0])
+    tune.add_arguments(p)
+    p.set_defaults(func=_tune)
 
     p = sub.add_parser("compare", help="compare experiments side by side (default: the latest sweep)",
                        description=compare.__doc__.split("\n\n")[0])

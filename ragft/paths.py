@@ -19,6 +19,7 @@ DOCUMENTS = PREPARED / "documents.jsonl"
 PARAPHRASES = PREPARED / "paraphrases.jsonl"      # extra renderings of documents (augmentation)
 QA_TRAIN = PREPARED / "qa_train.jsonl"
 QA_EVAL = PREPARED / "qa_eval.jsonl"
+QA_DEV = PREPARED / "qa_dev.jsonl"                # dataset.dev_fraction: what tuning may look at (empty when 0)
 PREPARED_MANIFEST = PREPARED / "manifest.json"    # counts, split, sha256 of each file
 
 CHUNKS = Path("data/chunks")                      # chunk

@@ -343,6 +343,7 @@ def write_evaluate_inputs(root: Path, n_questions: int = 60, seed: int = 0, base
         by_ctx["oracle"][qa[-1]["qid"]] = [{**gold, "score": None}]
         by_ctx["oracle_distractors"][qa[-1]["qid"]] = [{**other, "score": 0.5}, {**gold, "score": None}]
     write_jsonl(root / paths.QA_EVAL, qa)
+    write_jsonl(root / paths.QA_DEV, [])
     write_jsonl(root / paths.CHUNKS_FILE, [chunks[c] for c in sorted(chunks)])
     for ctx, rows in by_ctx.items():
         write_jsonl(root / paths.context_file(ctx), [{"qid": q["qid"], "question": q["question"], "chunks": rows[q["qid"]]}

@@ -130,18 +130,19 @@ def check_params_fresh(root: str | os.PathLike = ".") -> None:
             fh.write(digest + "\n")
         return
     if fresh != current:
-        diff = sorted(_diff_keys(fresh, current))
+        diff = sorted(diff_keys(fresh, current))
         raise ConfigError(
             f"{root / paths.PARAMS} is stale against conf/ (differs at: {', '.join(diff[:8])}). "
             "Run `make params` to recompose it (or use `dvc exp run`, which composes for you), then `dvc repro`."
         )
 
 
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+def diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+    """The dotted keys at which two composed configs differ."""
     if isinstance(a, dict) and isinstance(b, dict):
         out: set[str] = set()
         for k in set(a) | set(b):
-            out |= _diff_keys(a.get(k, object()), b.get(k, object()), f"{prefix}{k}.")
+            out |= diff_keys(a.get(k, object()), b.get(k, object()), f"{prefix}{k}.")
         return out
     return set() if a == b else {prefix.rstrip(".")}
 

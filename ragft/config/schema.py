@@ -152,12 +152,16 @@ class QuestionGenerationConfig:
 
 @dataclass
 class DatasetConfig:
-    """The corpus and its questions, split by document into train (fine-tuning may use it) and eval."""
+    """The corpus and its questions, split by document into train (fine-tuning may use it), dev (tuning
+    may look at it: `ragft tune`) and eval (reported, never looked at by any choice)."""
 
     source: Source = Source.synthbio
     name: str = "synthbio"
     seed: int = 0
     eval_fraction: float = 0.5       # share of documents whose questions form the eval split
+    # share of documents whose questions form the dev split, drawn from the non-eval documents (so the eval
+    # split is the same with or without it); 0 = no dev split. Every arm is scored on dev too; `ragft tune` needs it
+    dev_fraction: float = 0.0
     # synthbio: fictional people and their biographies, so every fact is new to any model
     n_people: int = 24               # half of them are eval people (5 questions each), half training people
     attributes: list[str] = field(default_factory=lambda: ["birth_date", "birth_city", "university", "major", "employer"])
@@ -171,6 +175,9 @@ class DatasetConfig:
 
     def __post_init__(self) -> None:
         _check(0.0 < self.eval_fraction < 1.0, "dataset.eval_fraction", self.eval_fraction, "it must be in (0, 1)")
+        _check(0.0 <= self.dev_fraction < 1.0 - self.eval_fraction, "dataset.dev_fraction", self.dev_fraction,
+               f"it must be >= 0 (0: no dev split) and leave documents for training: below 1 - dataset.eval_fraction "
+               f"({1.0 - self.eval_fraction:g})")
         if self.source == Source.synthbio:
             _check(self.n_people >= 2, "dataset.n_people", self.n_people,
                    "it must be >= 2 (people are split into training and eval)")

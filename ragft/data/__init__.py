@@ -1,11 +1,12 @@
-"""The data layer: load a corpus (synthbio | local | hf), check it, split its questions by document,
-and write the prepare stage's files.
+"""The data layer: load a corpus (synthbio | local | hf), check it, split its questions by document
+(train / dev / eval), and write the prepare stage's files.
 
 Formats written into the prepare directory (JSON lines, keys sorted, rows sorted):
 - documents.jsonl    {"doc_id", "title", "text"}                         sorted by doc_id
 - paraphrases.jsonl  {"doc_id", "paraphrase": i, "text"}                  synthbio only, else empty
 - qa_train.jsonl     {"qid", "question", "answer", "doc_ids", "attribute"} questions about train documents
 - qa_eval.jsonl      the same, about eval documents (disjoint from train by document)
+- qa_dev.jsonl       the same, about dev documents (dataset.dev_fraction; empty when 0)
 - manifest.json      source, name, counts, eval doc ids, sha256 of each file (no timestamps)
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from ragft import paths
 from ragft.data.sources import LOADERS, Corpus
-from ragft.data.split import check_disjoint, split_by_document
+from ragft.data.split import check_disjoint, split_by_document, split_dev
 from ragft.io import file_sha256, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -44,16 +45,20 @@ def prepare(ds: Any, out_dir: str | Path) -> dict:
     corpus = load_corpus(ds)
     origin = ds.qa_file if ds.source == "local" else f"dataset {ds.name!r}"
     train, evaluation, eval_docs = split_by_document(corpus.qa, ds.eval_fraction, ds.seed, origin)
-    names = {k: getattr(paths, k).name for k in ("DOCUMENTS", "PARAPHRASES", "QA_TRAIN", "QA_EVAL")}
+    qa_docs = {d for row in corpus.qa for d in row["doc_ids"]}
+    train, dev, dev_docs = split_dev(train, float(ds.dev_fraction), len(qa_docs), ds.seed, origin)
+    names = {k: getattr(paths, k).name for k in ("DOCUMENTS", "PARAPHRASES", "QA_TRAIN", "QA_DEV", "QA_EVAL")}
     check_disjoint(train, evaluation, names["QA_TRAIN"], names["QA_EVAL"])
+    check_disjoint(train, dev, names["QA_TRAIN"], names["QA_DEV"])
+    check_disjoint(dev, evaluation, names["QA_DEV"], names["QA_EVAL"])
 
     paraphrases = sorted(corpus.paraphrases, key=lambda r: (r["doc_id"], r["paraphrase"]))
     write_jsonl(out_dir / names["DOCUMENTS"], corpus.documents)
     write_jsonl(out_dir / names["PARAPHRASES"], paraphrases)
     write_jsonl(out_dir / names["QA_TRAIN"], train)
+    write_jsonl(out_dir / names["QA_DEV"], dev)
     write_jsonl(out_dir / names["QA_EVAL"], evaluation)
 
-    qa_docs = {d for row in corpus.qa for d in row["doc_ids"]}
     manifest = {
         "source": ds.source,
         "name": ds.name,
@@ -62,11 +67,14 @@ def prepare(ds: Any, out_dir: str | Path) -> dict:
             "paraphrases": len(paraphrases),
             "questions": len(corpus.qa),
             "qa_train": len(train),
+            "qa_dev": len(dev),
             "qa_eval": len(evaluation),
-            "train_documents": len(qa_docs) - len(eval_docs),
+            "train_documents": len(qa_docs) - len(eval_docs) - len(dev_docs),
+            "dev_documents": len(dev_docs),
             "eval_documents": len(eval_docs),
         },
         "eval_doc_ids": eval_docs,
+        "dev_doc_ids": dev_docs,
         "sha256": {name: file_sha256(out_dir / name) for name in sorted(names.values())},
     }
     write_json(out_dir / paths.PREPARED_MANIFEST.name, manifest)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from ragft.io import DataError, read_jsonl
 
@@ -55,6 +56,24 @@ def read_questions(path: str | os.PathLike, fields: Sequence[str] = ("qid", "que
                    *, allow_empty: bool = False) -> list[dict]:
     """qa_train.jsonl / qa_eval.jsonl rows, sorted by qid: ``{"qid", "question", "answer", "doc_ids", "attribute"}``."""
     return sorted(read_rows(path, ("qid", *fields), "qid", allow_empty=allow_empty), key=lambda r: r["qid"])
+
+
+SPLITS = ("eval", "dev")   # the scored splits: eval (reported) and dev (what tuning may look at)
+
+
+def read_scored_questions(prepared_dir: str | os.PathLike,
+                          fields: Sequence[str] = ("qid", "question", "answer", "doc_ids")) -> list[dict]:
+    """The questions every arm answers: qa_eval.jsonl's and qa_dev.jsonl's (empty without a dev split), each
+    row with ``"split"``: "eval" | "dev", sorted by qid (prepare keeps qids unique across the splits)."""
+    rows = [{**row, "split": "eval"} for row in read_questions(Path(prepared_dir) / "qa_eval.jsonl", fields)]
+    rows += [{**row, "split": "dev"} for row in read_questions(Path(prepared_dir) / "qa_dev.jsonl", fields,
+                                                              allow_empty=True)]
+    return sorted(rows, key=lambda r: r["qid"])
+
+
+def split_rows(rows: Sequence[dict], split: str) -> list[dict]:
+    """The rows of ``read_scored_questions`` in one split."""
+    return [r for r in rows if r.get("split", "eval") == split]
 
 
 def read_documents(path: str | os.PathLike, *, allow_empty: bool = False) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Score every arm on the eval split, question by question: SQuAD exact match / token F1 and, when
+"""Score every arm on one scored split (eval, or dev), question by question: SQuAD exact match / token F1 and, when
 asked, ragas' metrics that need no LLM.
 
 A score that is undefined for a question (no gold chunks, nothing retrieved) is NaN and stays NaN:
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from ragft.io import DataError, read_jsonl
 log = logging.getLogger(__name__)
 
 
-def read_predictions(pred_dir: str | Path, qids: list[str], stage: str | None = None) -> dict[str, dict]:
-    """One arm's predictions by qid (``pred_dir``: data/predictions/<model>/<context>); every eval question
-    must have exactly one. ``stage``: the stage that writes them (default infer@<model> from the path)."""
+def read_predictions(pred_dir: str | Path, qids: list[str], stage: str | None = None,
+                     other_split: Collection[str] = ()) -> dict[str, dict]:
+    """One arm's predictions by qid (``pred_dir``: data/predictions/<model>/<context>); every question of
+    ``qids`` must have exactly one. ``other_split``: qids of the other scored split (eval or dev), answered
+    in the same file and left out here. ``stage``: the stage that writes them (default infer@<model>)."""
     pred_dir = Path(pred_dir)
     path = pred_dir / paths.PREDICTIONS_FILE
     stage = stage or f"infer@{pred_dir.parent.name}"
@@ -35,7 +38,8 @@ def read_predictions(pred_dir: str | Path, qids: list[str], stage: str | None = 
             raise DataError(
                 f"{path}: row {lineno} needs 'qid' and a string 'answer'. Rerun `dvc repro {stage}`."
             )
-        by_qid[row["qid"]] = row
+        if row["qid"] not in other_split:
+            by_qid[row["qid"]] = row
     missing = [q for q in qids if q not in by_qid]
     extra = sorted(set(by_qid) - set(qids))
     if missing or extra:
@@ -140,13 +144,15 @@ def evaluate_arms(
     chunks: list[dict],
     predictions_root: str | Path = paths.PREDICTIONS,
     use_ragas: bool = True,
+    other_split: Collection[str] = (),
 ) -> tuple[dict[str, ArmScores], dict[str, dict[str, dict]]]:
-    """Score every arm; return (scores by arm name, predictions by arm name)."""
+    """Score every arm on the questions ``qa`` (one split); return (scores by arm name, predictions by arm name)."""
     qids = [q["qid"] for q in qa]
     texts_by_chunk, texts_by_doc = chunk_texts(chunks)
     gold = {q["qid"]: [t for d in q.get("doc_ids") or [] for t in texts_by_doc.get(d, [])] for q in qa}
     # read every arm first: a missing arm fails before minutes of scoring
-    preds = {a.name: read_predictions(Path(predictions_root) / a.model / a.context, qids) for a in arms}
+    preds = {a.name: read_predictions(Path(predictions_root) / a.model / a.context, qids, other_split=other_split)
+             for a in arms}
     scores = {}
     for arm in arms:
         name = arm.name

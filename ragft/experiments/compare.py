@@ -21,7 +21,7 @@ import math
 import os
 import statistics
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,8 @@ class Experiment:
     kind: str  # workspace | baseline | experiment
     state: str  # success | failed | queued | running
     params: dict[str, Any]  # flattened params.yaml
-    arms: dict[str, dict[str, Any]]  # arm (e.g. base-retrieved) → its metrics
+    arms: dict[str, dict[str, Any]]  # arm (e.g. base-retrieved) → its metrics on the eval split
+    dev: dict[str, dict[str, Any]] = field(default_factory=dict)  # the same on the dev split (dataset.dev_fraction)
 
 
 def arms_of(doc: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -67,15 +68,17 @@ def arms_of(doc: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 
 def experiments_from_show(show: list[dict[str, Any]]) -> list[Experiment]:
     """Workspace, baselines and their experiments from a `dvc exp show --json` document."""
-    return [Experiment(s.name, s.rev, s.kind, s.state, flatten(s.params), arms_of(s.metrics)) for s in expshow.parse(show)]
+    return [Experiment(s.name, s.rev, s.kind, s.state, flatten(s.params), arms_of(s.metrics),
+                       dict((s.metrics or {}).get("dev") or {})) for s in expshow.parse(show)]
 
 
 def add_intervals(exp: Experiment, doc: dict[str, Any] | None) -> None:
     """Put the list-valued metrics (the CIs) that `dvc exp show` drops back, from the metrics file."""
-    for arm, metrics in arms_of(doc).items():
-        if arm in exp.arms:
-            for key, value in metrics.items():
-                exp.arms[arm].setdefault(key, value)
+    for split, arms in ((exp.arms, arms_of(doc)), (exp.dev, dict((doc or {}).get("dev") or {}))):
+        for arm, metrics in arms.items():
+            if arm in split:
+                for key, value in metrics.items():
+                    split[arm].setdefault(key, value)
 
 
 def varying_params(exps: list[Experiment]) -> list[str]:
@@ -191,7 +194,8 @@ def render(title: str, exps: list[Experiment], seed_keys: set[str], skipped: lis
     arms = arm_order(exps)
     names = [e.name for e in exps]
     intro = (
-        f"{len(exps)} experiments, from `dvc exp show`. Values in %; [..] is each arm's confidence interval "
+        f"{len(exps)} experiments, from `dvc exp show`. Values in % on the eval split unless a table says dev; "
+        "[..] is each arm's confidence interval "
         "(paired bootstrap, from the experiment's metrics/metrics.json); the best value per arm is bold."
     )
     lines = [f"# {title}", "", intro, ""]
@@ -215,12 +219,18 @@ def render(title: str, exps: list[Experiment], seed_keys: set[str], skipped: lis
                 rows.append([arm, *_bold_best([m for m, _, _ in stats], cells)])
             lines += [f"### {label} (%)", "", *_table(["arm", *(g.label for g in groups)], rows), ""]
     lines += ["## By experiment", ""]
-    for metric, label in headline(exps).items():
-        rows = []
-        for arm in arms:
-            cells = [_cell(e.arms.get(arm, {}), metric) for e in exps]
-            rows.append([arm, *_bold_best([e.arms.get(arm, {}).get(metric, math.nan) for e in exps], cells)])
-        lines += [f"### {label} (%)", "", *_table(["arm", *names], rows), ""]
+    with_dev = any(e.dev for e in exps)
+    if with_dev:
+        lines += ["Each table names its split: eval (reported, looked at by no choice) or dev (what tuning may look "
+                  "at). Choose a setting by dev; report its eval numbers.", ""]
+    for split in ("eval", "dev") if with_dev else ("eval",):
+        for metric, label in headline(exps).items():
+            rows = []
+            for arm in arms:
+                values = [(e.arms if split == "eval" else e.dev).get(arm, {}) for e in exps]
+                rows.append([arm, *_bold_best([v.get(metric, math.nan) for v in values],
+                                              [_cell(v, metric) for v in values])])
+            lines += [f"### {label} (%), {split} split", "", *_table(["arm", *names], rows), ""]
     if plot_file:
         lines += [f"![{HEADLINE[primary_metric(exps)]} by arm]({plot_file})", ""]
     lines += ["Apply one to the workspace: `dvc exp apply <experiment>`; then `dvc repro` is a no-op."]

@@ -188,9 +188,12 @@ def _stop_queue(root: Path, env: dict[str, str]) -> None:
             log.warning("%s", err)
 
 
-def run_sweep(overrides: list[str], jobs: int = 2, name: str | None = None, kind: str = "sweep") -> SweepResult:
-    """Queue ``overrides`` (`dvc exp run -S` syntax), run them with ``jobs`` workers, check the queue drained."""
-    if not overrides:
+def run_sweep(overrides: list[str], jobs: int = 2, name: str | None = None, kind: str = "sweep",
+              named: list[tuple[str, list[str]]] | None = None, record: bool = True) -> SweepResult:
+    """Queue ``overrides`` (`dvc exp run -S` syntax, one queue call: `a=1,2` sweeps), or else each of ``named``
+    ((experiment name, its overrides): `ragft tune`'s trials), run them with ``jobs`` workers, check the queue
+    drained. ``record``: write reports/sweeps/<name>.json (a tune writes one record for all its batches)."""
+    if not overrides and not named:
         raise SweepError("nothing to sweep: give at least one -S override, e.g. -S 'retrieval.top_k=1,3'")
     if jobs < 1:
         raise SweepError(f"-j {jobs}: the number of parallel workers must be at least 1")
@@ -201,12 +204,17 @@ def run_sweep(overrides: list[str], jobs: int = 2, name: str | None = None, kind
     os.chdir(root)  # the tracking store's default location is the repo root
     env = worker_env()
     record_path = root / SWEEPS_DIR / f"{name}.json"
-    if record_path.exists():
+    if record and record_path.exists():
         raise SweepError(f"{record_path.relative_to(root)} exists: pick another --name, or delete the file to reuse it")
 
     check_queue_idle(root, env)
-    log.info("queueing %s", " ".join(f"-S {o!r}" for o in overrides))
-    dvc(root, env, "exp", "run", "--queue", *[a for o in overrides for a in ("-S", o)])
+    if named:
+        for exp_name, exp_overrides in named:
+            log.info("queueing %s: %s", exp_name, " ".join(f"-S {o!r}" for o in exp_overrides))
+            dvc(root, env, "exp", "run", "--queue", "--name", exp_name, *[a for o in exp_overrides for a in ("-S", o)])
+    else:
+        log.info("queueing %s", " ".join(f"-S {o!r}" for o in overrides))
+        dvc(root, env, "exp", "run", "--queue", *[a for o in overrides for a in ("-S", o)])
     queued = [s for s in experiments(exp_show(root, env)) if s.state == "queued"]
     if not queued:
         raise SweepError("`dvc exp run --queue` queued nothing: check the overrides")
@@ -219,7 +227,7 @@ def run_sweep(overrides: list[str], jobs: int = 2, name: str | None = None, kind
     from ragft.tracking import TrackingError, redact_uri, tracking_uri
 
     store = tracking_uri()
-    env["RAGFT_SWEEP"] = name  # tags each experiment's MLflow parent run with the sweep's name
+    env["RAGFT_SWEEP"] = os.environ.get("RAGFT_SWEEP") or name  # tags each experiment's MLflow parent run
     start = time.monotonic()
     interrupted = False
     with _sigterm_as_interrupt():
@@ -243,11 +251,11 @@ def run_sweep(overrides: list[str], jobs: int = 2, name: str | None = None, kind
     if interrupted:
         problems.insert(0, "interrupted (Ctrl-C / SIGTERM)")
     by_name = {s.name: s for s in states}
-    record = {
+    entry = {
         "name": name,
         "kind": kind,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "overrides": overrides,
+        "overrides": overrides if not named else [o for _, exp_overrides in named for o in exp_overrides],
         "jobs": jobs,
         "baseline_rev": baseline,
         "tracking_store": redact_uri(store),
@@ -256,10 +264,16 @@ def run_sweep(overrides: list[str], jobs: int = 2, name: str | None = None, kind
         "drained": not problems,
         "problems": problems,
     }
+    if record:
+        write_record(record_path, entry)
+    return SweepResult(name, record_path, entry, problems)
+
+
+def write_record(path: Path, entry: dict[str, Any]) -> None:
+    """reports/sweeps/<name>.json: what `ragft compare --sweep <name>` compares."""
     from ragft.io import write_json
 
-    write_json(record_path, record)
-    return SweepResult(name, record_path, record, problems)
+    write_json(path, entry)
 
 
 def _exp_entry(name: str, state: Shown | None) -> dict[str, Any]:

@@ -108,8 +108,8 @@ def check_no_eval_leak(rows: list[dict], qa_eval: list[dict], source: str) -> No
         if qid in eval_qids or text in eval_texts:
             raise DataError(
                 f"{source}: training question {row.get('qid')!r} ({row['question']!r}) is an eval question "
-                f"(qid {qid if qid in eval_qids else eval_texts[text]} of {paths.QA_EVAL}). Eval questions must never be "
-                "trained on: fix the train/eval split (`dvc repro prepare`) so no question is in both."
+                f"(qid {qid if qid in eval_qids else eval_texts[text]} of {paths.QA_EVAL} or {paths.QA_DEV.name}). Eval and "
+                "dev questions must never be trained on: fix the split (`dvc repro prepare`) so no question is in two."
             )
 
 

@@ -207,7 +207,9 @@ def finetune(
             f"{prepared_dir}: no training rows for finetune.mode={fcfg.mode}. Check the prepare stage's outputs."
         )
     rows += recipes.replay_rows(base_dir, len(rows), fcfg.replay, fcfg.seed)
-    overlap = contamination_guard(rows, prepared["qa_eval.jsonl"], f"{recipe} training data ({prepared_dir})", fcfg.seed)
+    # never train on a held-out question: eval's (reported) nor dev's (what tuning looks at)
+    held_out = prepared["qa_eval.jsonl"] + prepared.get("qa_dev.jsonl", [])
+    overlap = contamination_guard(rows, held_out, f"{recipe} training data ({prepared_dir})", fcfg.seed)
     max_length = fcfg.raft.max_length if recipe == "raft" else fcfg.max_length
     rows, held = recipes.validation_split(rows, float(fcfg.validation.fraction), fcfg.seed)
     dataset = rows_dataset(rows, tokenizer, max_length)

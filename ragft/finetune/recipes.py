@@ -29,7 +29,8 @@ MODES = {"docs": ("docs",), "qa": ("qa",), "docs+qa": ("docs", "qa")}
 def read_prepared(prepared_dir: str | Path, recipe: str, fcfg: Any) -> dict[str, list[dict]]:
     """The prepare stage's files ``recipe`` reads (checked by the typed row readers), by file name."""
     d = Path(prepared_dir)
-    out = {"qa_eval.jsonl": prepared_rows.read_questions(d / "qa_eval.jsonl", ("question", "answer"))}
+    out = {"qa_eval.jsonl": prepared_rows.read_questions(d / "qa_eval.jsonl", ("question", "answer")),
+           "qa_dev.jsonl": prepared_rows.read_questions(d / "qa_dev.jsonl", ("question", "answer"), allow_empty=True)}
     modes = MODES[str(fcfg.mode)]
     if recipe == "raft" or "qa" in modes:
         out["qa_train.jsonl"] = prepared_rows.read_questions(d / "qa_train.jsonl", ("question", "answer"))

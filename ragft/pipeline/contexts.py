@@ -1,4 +1,5 @@
-"""contexts: one prompt-context file per context arm (none, retrieved, oracle, oracle_distractors)."""
+"""contexts: one prompt-context file per context arm (none, retrieved, oracle, oracle_distractors), for every
+scored question (eval, and dev when there is one); the robustness conditions for the eval questions only."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ log = logging.getLogger(__name__)
 
 
 def contexts(cfg, run) -> None:
-    from ragft.data.rows import read_questions
+    from ragft.data.rows import read_scored_questions, split_rows
     from ragft.io import atomic_dir, read_jsonl, write_json, write_jsonl
     from ragft.retrieval import contexts as arms_contexts
     from ragft.retrieval import robustness
 
-    questions = read_questions(paths.QA_EVAL, ("question", "doc_ids"))
+    questions = read_scored_questions(paths.PREPARED, ("question", "doc_ids"))
     ranked = read_jsonl(paths.RANKED)
     chunks = read_jsonl(paths.CHUNKS_FILE)
 
@@ -28,7 +29,8 @@ def contexts(cfg, run) -> None:
     conds = robustness.conditions(cfg.robustness, cfg.retrieval.top_k) if cfg.robustness.enabled else []
     with atomic_dir(paths.ROBUSTNESS_CONTEXTS) as out:
         if conds:
-            for name, rows in robustness.build(questions, ranked, chunks, cfg.robustness, cfg.retrieval.top_k).items():
+            evaluation = split_rows(questions, "eval")   # the robustness sweep is reported: eval only
+            for name, rows in robustness.build(evaluation, ranked, chunks, cfg.robustness, cfg.retrieval.top_k).items():
                 write_jsonl(out / f"{name}.jsonl", rows)
         write_json(out / "conditions.json", [c.as_dict() for c in conds])
         run.write_record(out)

@@ -1,4 +1,4 @@
-"""embed: chunks and eval questions → L2-normalised float32 vectors from one encoder.
+"""embed: chunks and the scored questions (eval, and dev when there is one) → L2-normalised float32 vectors from one encoder.
 
 With `embedder.cache` the vectors of texts seen before come from the per-chunk cache (outside DVC's
 outputs); the files written are byte for byte those of a run without it.
@@ -18,14 +18,14 @@ log = logging.getLogger(__name__)
 def embed(cfg, run) -> None:
     import numpy as np
 
-    from ragft.data.rows import read_questions
+    from ragft.data.rows import read_scored_questions
     from ragft.io import DataError, atomic_dir, read_jsonl, write_json
     from ragft.retrieval import embedding
     from ragft.retrieval.embed_cache import EmbeddingCache, default_dir
 
     ecfg = cfg.embedder
     chunks = read_jsonl(paths.CHUNKS_FILE)
-    questions = read_questions(paths.QA_EVAL, ("question",))
+    questions = read_scored_questions(paths.PREPARED, ("question",))
     if not chunks:
         raise DataError(f"{paths.CHUNKS_FILE}: no chunks. Fix: check data/prepared/documents.jsonl, rerun `dvc repro chunk`.")
     dim = embedding.model_dim(ecfg)

@@ -1,5 +1,8 @@
 """evaluate: score every arm, write the verdict and its evidence, and the experiment's MLflow summary.
 
+Every number of the verdict, the reports and metrics.json's top level is on the eval split; with a dev split
+(dataset.dev_fraction) metrics.json's "dev" block holds every arm's scores on dev, what `ragft tune` optimises.
+
 Writes metrics/metrics.json (DVC metrics, deterministic: arms with CIs, paired differences, effects,
 contamination, the verdict, the decision summary's token-priced costs: ragft.evaluation.costs),
 metrics/robustness.json (the robustness sweep, when enabled), reports/per_question.csv, plots/metric_by_arm.csv, and the two reports
@@ -33,7 +36,7 @@ def evaluate(cfg, run) -> None:
 
     from ragft.arms import Context, product
     from ragft.config import ConfigError, plain
-    from ragft.data.rows import read_questions
+    from ragft.data.rows import read_scored_questions, split_rows
     from ragft.evaluation import costs, factorial, judge, robustness, scoring
     from ragft.evaluation.verdict import verdict
     from ragft.finetune.contamination import contamination_report
@@ -49,7 +52,8 @@ def evaluate(cfg, run) -> None:
     if unknown:
         raise ConfigError(f"params.yaml: field 'eval.judge.arms' names {unknown}, which are not arms of this experiment; "
                           f"choose from {[a.name for a in arms]} (or null for every arm).")
-    qa = read_questions(paths.QA_EVAL, ("question", "answer"))
+    scored = read_scored_questions(paths.PREPARED, ("question", "answer"))
+    qa, dev = split_rows(scored, "eval"), split_rows(scored, "dev")
     chunks = read_jsonl(paths.CHUNKS_FILE)
     retrieval, index = read_json(paths.RETRIEVAL_METRICS), read_json(paths.INDEX_METRICS)
     trained = {m: read_json(paths.model_dir(m) / paths.TRAIN_METRICS) for m in cfg.arms.trained}
@@ -57,11 +61,17 @@ def evaluate(cfg, run) -> None:
     timings = {a.name: read_json(paths.predictions_dir(a.model, a.context) / paths.TIMINGS) for a in arms}
 
     t0 = time.perf_counter()
-    scores, preds = scoring.evaluate_arms(arms, qa, chunks, paths.PREDICTIONS, use_ragas=ev.ragas)
+    dev_qids = {q["qid"] for q in dev}
+    scores, preds = scoring.evaluate_arms(arms, qa, chunks, paths.PREDICTIONS, use_ragas=ev.ragas, other_split=dev_qids)
     boot = factorial.Bootstrap(ev.bootstrap_resamples, ev.confidence, ev.seed)
     contamination = contamination_report(qa, chunks, trained, seed=ev.seed)
     metric = str(ev.primary_metric)
     doc = factorial.metrics_document(scores, boot, {"contamination": contamination}, metric=metric)
+    doc["split"] = {"eval": len(qa), "dev": len(dev)}
+    if dev:   # the same arms on dev: answer metrics with CIs (no ragas, no judge: the search reads these)
+        dev_scores, _ = scoring.evaluate_arms(arms, dev, chunks, paths.PREDICTIONS, use_ragas=False,
+                                              other_split={q["qid"] for q in qa})
+        doc["dev"] = factorial.metrics_table(dev_scores, factorial.arm_intervals(dev_scores, boot))
     judged = None
     if ev.judge.enabled:  # LLM-judged ragas metrics; NaN judgements stay NaN (null) and are counted
         texts_by_chunk, _ = scoring.chunk_texts(chunks)
@@ -112,7 +122,7 @@ def evaluate(cfg, run) -> None:
     run.write_record(paths.REPORTS)
 
     run.log_metrics(flatten({k: doc[k] for k in ("arms", "effects")}) | flatten({"compare": doc["differences"]})
-                    | {"scoring_seconds": scoring_seconds})
+                    | flatten({"dev": doc.get("dev", {})}) | {"scoring_seconds": scoring_seconds})
     run.log_table(table, artifact_file="per_question.json")
     for path in written:
         run.log_artifact(path, "plots" if path.suffix == ".png" else None)

@@ -1,5 +1,6 @@
-"""retrieve: eval questions → ranked chunks by the configured retriever (and reranker); recall@k, MRR,
-nDCG@k against the gold documents, under the method's name."""
+"""retrieve: the scored questions (eval, and dev when there is one) → ranked chunks by the configured retriever
+(and reranker); recall@k, MRR, nDCG@k against the gold documents, under the method's name: on the eval
+questions, and under "dev" on the dev questions (what `ragft tune` may optimise)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def retrieve(cfg, run) -> None:
 
     import numpy as np
 
-    from ragft.data.rows import read_questions
+    from ragft.data.rows import read_scored_questions, split_rows
     from ragft.io import DataError, atomic_dir, atomic_file, read_json, read_jsonl, write_json, write_jsonl
     from ragft.retrieval import search
     from ragft.retrieval.retriever import Retriever
@@ -27,14 +28,16 @@ def retrieve(cfg, run) -> None:
         from ragft.retrieval.rerank import CrossEncoderReranker
 
         reranker = CrossEncoderReranker(rr)
-    questions = read_questions(paths.QA_EVAL, ("question", "doc_ids"))
+    questions = read_scored_questions(paths.PREPARED, ("question", "doc_ids"))
     chunks = read_jsonl(paths.CHUNKS_FILE)
     qids = read_json(paths.QUESTION_IDS)
     queries = np.load(paths.QUESTION_VECTORS, allow_pickle=False)
     by_qid = {q["qid"]: q["question"] for q in questions}
     if set(qids) != set(by_qid):
         extra = sorted(set(qids) ^ set(by_qid))[:3]
-        raise DataError(f"{paths.QUESTION_IDS}: the embedded questions differ from {paths.QA_EVAL} (e.g. {extra}). "
+        raise DataError(f"{paths.QUESTION_IDS}: the embedded questions differ from {paths.QA_EVAL} + "
+                        f"{paths.QA_DEV.name}"
+                        f" (e.g. {extra}). "
                         "Fix: `dvc repro embed`.")
     method = str(cfg.retriever.method)
     weighted = method == "hybrid" and str(cfg.retriever.hybrid.fusion) == "weighted"   # it reads the vectors
@@ -45,11 +48,17 @@ def retrieve(cfg, run) -> None:
     ranks = engine.rank([by_qid[q] for q in qids], queries, rt.depth)
     ranked = search.ranked_rows(qids, ranks, chunks, method)
     ks = list(rt.ks)
-    metrics = {"method": method, "reranker": str(rr.kind), **search.evaluate(ranked, questions, chunks, ks)}
+    evaluation, dev = split_rows(questions, "eval"), split_rows(questions, "dev")
+
+    def summary() -> dict:   # eval's figures at the top level (as without a dev split), dev's under "dev"
+        out = search.evaluate(ranked, evaluation, chunks, ks)
+        return out | {"dev": search.evaluate(ranked, dev, chunks, ks)} if dev else out
+
+    metrics = {"method": method, "reranker": str(rr.kind), **summary()}
     if reranker is not None:
         first = metrics
         ranked = reranker.rerank(by_qid, ranked, {c["chunk_id"]: c["text"] for c in chunks})
-        metrics = {**first, **search.evaluate(ranked, questions, chunks, ks),
+        metrics = {**first, **summary(),
                    "first_stage": {k: v for k, v in first.items() if k not in ("method", "reranker")}}
 
     with atomic_dir(paths.RETRIEVAL) as out:

@@ -98,7 +98,12 @@ class Report:
     retrieval_first_stage: dict = field(default_factory=dict)  # the retriever's metrics before the reranker
     robustness: dict = field(default_factory=dict)          # metrics/robustness.json (ragft.evaluation.robustness)
     decision: dict = field(default_factory=dict)            # ragft.evaluation.costs.measured(metrics.json's decision)
+    dev: dict[str, dict] = field(default_factory=dict)      # arm → its metrics on the dev split (dataset.dev_fraction)
     title: str = TITLE
+
+    @property
+    def dev_questions(self) -> int:
+        return max((m.get("n", 0) or 0 for m in self.dev.values()), default=0)
 
     @property
     def metric_label(self) -> str:
@@ -313,4 +318,5 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         retrieval_first_stage=(retrieval or {}).get("first_stage", {}),
         robustness=robustness or {},
         decision=decision or {},
+        dev={a: doc["dev"][a] for a in arm_names if a in doc.get("dev", {})},
     )

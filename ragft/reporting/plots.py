@@ -358,3 +358,27 @@ def robustness_bars(model: str, conditions: Sequence[dict], by_condition: dict[s
     ax.set_title(f"{model}: {metric} as retrieval degrades ({round(confidence * 100)}% CI)")
     ax.legend(fontsize="small", ncol=3, loc="upper center", frameon=False)
     return fig
+
+
+def search_history(record: dict):
+    """`ragft tune`: each trial's dev objective (failed trials left out), the best so far, the default's as a line."""
+    done = [(t["number"], t["objective"]) for t in record["trials"] if t.get("objective") is not None]
+    if not done:
+        return None
+    fig = _figure(6.4, 3.6)
+    ax = fig.subplots()
+    xs, ys = zip(*done, strict=True)
+    best, running = [], -math.inf
+    for y in ys:
+        running = max(running, y)
+        best.append(running)
+    ax.plot(xs, ys, "o", label="trial (dev)")
+    ax.step(xs, best, where="post", label="best so far (dev)")
+    default = record["default"].get("objective")
+    if default is not None:
+        ax.axhline(default, linestyle="--", color="grey", label="default (dev)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"{record['objective']} (points)")
+    ax.set_title(f"tune {record['name']}")
+    ax.legend(fontsize="small")
+    return fig

@@ -123,6 +123,7 @@ def retrieval_inputs(work: Path, **query_embedder) -> None:
     queries = rng.standard_normal((len(questions), query["dim"])).astype(np.float32)
     write_jsonl(work / "data/chunks/chunks.jsonl", chunks)
     write_jsonl(work / "data/prepared/qa_eval.jsonl", questions)
+    write_jsonl(work / "data/prepared/qa_dev.jsonl", [])
     emb = work / "data/embeddings"
     emb.mkdir(parents=True)
     np.save(emb / "vectors.npy", vectors, allow_pickle=False)
@@ -184,6 +185,7 @@ def finetune_run(work: Path, base: Path, qa_train: list[dict], **finetune_cfg) -
     write_jsonl(prepared / "qa_train.jsonl", qa_train)
     write_jsonl(prepared / "qa_eval.jsonl", [{"qid": "e1", "question": "Where was Ada born?", "answer": "Lyon",
                                               "doc_ids": ["a"], "attribute": None}])
+    write_jsonl(prepared / "qa_dev.jsonl", [])
     cfg = validate(OmegaConf.merge(compose_conf(work / "conf", ["experiment=tiny"]),
                                    {"finetune": {"replay": 0.0, "paraphrases": 0, **finetune_cfg}}))
     return refused(lambda: finetune(cfg, base, prepared, work / "models/finetuned"))
@@ -355,7 +357,7 @@ CASES = [
     Case("malformed JSONL line (a stage's input)", _malformed_documents, "data/chunks",
          ("data/prepared/documents.jsonl:2", "not valid JSON", "Fix")),
     Case("eval and training splits overlap", _train_eval_overlap, "models/finetuned",
-         ("qa_eval.jsonl", "training question 't1'", "is an eval question", "fix the train/eval split")),
+         ("qa_eval.jsonl", "training question 't1'", "is an eval question", "fix the split")),
     Case("LoRA target module not in the model", _lora_target_missing, "models/finetuned",
          ("params.yaml", "finetune.lora.target_modules", "'q_proj'", "Fix: choose from")),
     Case("finetune.qlora on a machine without CUDA",

@@ -11,8 +11,9 @@ from omegaconf import OmegaConf
 
 from ragft.config import ConfigError
 from ragft.data import load_corpus, prepare, synthbio
+from ragft.data.rows import read_scored_questions, split_rows
 from ragft.data.sources import html_to_text
-from ragft.data.split import check_disjoint, split_by_document
+from ragft.data.split import check_disjoint, split_by_document, split_dev
 from ragft.io import DataError, read_json, read_jsonl
 
 # --------------------------------------------------------------------------- synthbio
@@ -380,14 +381,46 @@ def test_prepare_writes_the_split_corpus(tmp_path, ds):
         "paraphrases": 40,
         "questions": 100,
         "qa_train": 50,
+        "qa_dev": 0,
         "qa_eval": 50,
         "train_documents": 10,
+        "dev_documents": 0,
         "eval_documents": 10,
     }
+    assert (tmp_path / "a" / "qa_dev.jsonl").read_text() == "" and manifest["dev_doc_ids"] == []
     # byte-identical on a second run
     prepare(cfg, tmp_path / "b")
     for name in ("documents.jsonl", "paraphrases.jsonl", "qa_train.jsonl", "qa_eval.jsonl", "manifest.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_dev_split_comes_out_of_the_training_documents_and_leaves_eval_as_it_was(tmp_path, ds):
+    without = prepare(ds(n_people=20, paraphrases=0, eval_fraction=0.5, seed=5), tmp_path / "a")
+    manifest = prepare(ds(n_people=20, paraphrases=0, eval_fraction=0.5, dev_fraction=0.2, seed=5), tmp_path / "b")
+    assert (tmp_path / "a" / "qa_eval.jsonl").read_bytes() == (tmp_path / "b" / "qa_eval.jsonl").read_bytes()
+    train, dev = (read_jsonl(tmp_path / "b" / f"qa_{s}.jsonl") for s in ("train", "dev"))
+    dev_docs, train_docs = ({d for r in rows for d in r["doc_ids"]} for rows in (dev, train))
+    assert dev_docs == set(manifest["dev_doc_ids"]) and len(dev_docs) == 4 and not dev_docs & train_docs
+    assert not dev_docs & set(without["eval_doc_ids"])
+    assert manifest["counts"] | {"qa_train": 50} == without["counts"] | {"qa_dev": 20, "dev_documents": 4,
+                                                                      "train_documents": 6}
+    assert len(train) == 30
+    # seeded: the same dev documents again, others under another seed
+    assert split_dev(train + dev, 0.2, 20, seed=5)[2] == manifest["dev_doc_ids"]
+    assert split_dev(train + dev, 0.2, 20, seed=6)[2] != manifest["dev_doc_ids"]
+    # every scored question once, tagged with its split
+    scored = read_scored_questions(tmp_path / "b", ("question",))
+    assert [r["qid"] for r in scored] == sorted(r["qid"] for r in scored) and len(scored) == 70
+    assert {r["split"] for r in scored} == {"eval", "dev"} and len(split_rows(scored, "dev")) == 20
+
+
+def test_a_dev_split_that_leaves_no_training_document_is_refused(tmp_path, ds):
+    with pytest.raises(DataError, match=r"dataset.dev_fraction=0.45 asks for 9 dev document\(s\), but only 8"):
+        split_dev(_qa(16)[: 8 * 2], 0.45, 20, seed=0)
+    from ragft.config.schema import DatasetConfig
+
+    with pytest.raises(ConfigError, match="dataset.dev_fraction.*below 1 - dataset.eval_fraction"):
+        DatasetConfig(eval_fraction=0.5, dev_fraction=0.5)
 
 
 def test_prepare_local_writes_empty_paraphrases(tmp_path, ds):

@@ -45,6 +45,7 @@ RETRIEVED = {"q1": ["d1-0", "d2-0"], "q2": ["d2-0"], "q3": ["d1-0"]}
 def write_fixture(root: Path, manifest: dict | None = None) -> None:
     """The inputs of the evaluate stage, as upstream stages write them, under ``root``."""
     write_jsonl(root / paths.QA_EVAL, QA)
+    write_jsonl(root / paths.QA_DEV, [])
     write_jsonl(root / paths.CHUNKS_FILE, CHUNKS)
     by_id = {c["chunk_id"]: c for c in CHUNKS}
     write_jsonl(root / paths.context_file("retrieved"), [

@@ -85,7 +85,7 @@ def test_report_lists_what_differs_metrics_with_cis_and_bolds_the_best():
     row = next(line for line in text.splitlines() if line.startswith("| base-retrieved") and "75.0" in line)
     assert row == "| base-retrieved | 50.0 | **75.0 [62.5, 87.5]** |"
     assert "| base-none | 0.0 | 0.0 |" in text  # a tie is not "best"
-    assert "### F1 (%)" in text and "Mean ± std" not in text  # one experiment per setting: nothing to average
+    assert "### F1 (%), eval split" in text and "Mean ± std" not in text  # one experiment per setting: nothing to average
     assert "![Exact match by arm](sweep_t.png)" in text and "ragft.sweep` = 't'" in text
 
 
