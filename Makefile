@@ -44,7 +44,7 @@ help:
 	@echo "make params - recompose params.yaml from conf/"
 	@echo "make bench  - benchmarks → reports/bench.md (BENCH_ARGS=--quick for a short run)"
 	@echo "make sweep ARGS=\"-S 'retrieval.top_k=1,3'\" - run a sweep of experiments (2 workers), then make compare"
-	@echo "make tune ARGS=tune/tiny.yaml - a seeded TPE search on the dev split (DVC experiments); reports the best on eval"
+	@echo "make tune ARGS=tune/testbed.yaml - a seeded TPE search on the dev split (DVC experiments); reports the best on eval"
 	@echo "make seeds  - one experiment per seed of eval.seeds; make compare gives mean +- std"
 	@echo "make robustness - the retrieval-robustness sweep: each model's score as retrieval degrades (report section)"
 	@echo "make serve  - the pipeline's models behind an OpenAI-compatible server on 127.0.0.1:PORT (default 8000)"
@@ -115,7 +115,7 @@ sweep: setup
 seeds: setup
 	$(VENV)/bin/ragft seeds $(ARGS)
 
-# A search (ragft/experiments/tune.py): tune/default.yaml, or ARGS="tune/tiny.yaml --trials 8 -j 2 -n NAME".
+# A search (ragft/experiments/tune.py): tune/default.yaml, or ARGS="tune/testbed.yaml --trials 8 -j 2 -n NAME".
 # Trials are DVC experiments run on the sweep machinery; the result is reports/tune/<name>.md.
 tune: setup
 	$(VENV)/bin/ragft tune $(ARGS)

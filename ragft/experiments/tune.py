@@ -142,7 +142,7 @@ def parse_param(source: str, key: str, spec: Any) -> Param:
 def parse_search(data: Any, source: str, trials: int | None = None, jobs: int | None = None) -> Search:
     """A search file's content (a mapping) → Search; ``trials``/``jobs`` from the command line win."""
     if not isinstance(data, dict):
-        raise TuneError(f"{source}: expected a mapping with space, objective, trials (see tune/tiny.yaml)")
+        raise TuneError(f"{source}: expected a mapping with space, objective, trials (see tune/testbed.yaml)")
     unknown = sorted(set(data) - {"space", "objective", "trials", "jobs", "seed", "startup_trials", "cost_weight",
                                   "fixed"})
     if unknown:
@@ -361,8 +361,23 @@ class Runner:
         return found.state, doc, text
 
 
+def _warn(problems: list[str]) -> None:
+    if problems:   # the failed trials are told to the sampler as failed; the search goes on
+        log.warning("not every experiment of the batch succeeded: %s", "; ".join(problems))
+
+
+def _read(search: Search, runner: Runner, t: Trial) -> None:
+    """Fill a finished trial from its experiment: state, dev objective, eval score, stages run and reused."""
+    t.state, doc, text = runner.metrics(t.name)
+    t.objective = objective_value(search, doc) if t.state == "success" else None
+    t.dev_ci = dev_ci(search, doc)
+    t.eval, t.eval_ci = eval_score(search, doc)
+    t.stages = stage_counts(text)
+    log.info("%s: dev objective %s, eval %s, state %s", t.name, t.objective, t.eval, t.state)
+
+
 def run_search(search: Search, name: str, runner: Runner | None = None) -> dict[str, Any]:
-    """Run the default and ``search.trials`` trials in batches of ``search.jobs``; return the result record."""
+    """Run the default, then ``search.trials`` trials in batches of ``search.jobs``; return the result record."""
     import optuna
 
     runner = runner or Runner()
@@ -372,31 +387,24 @@ def run_search(search: Search, name: str, runner: Runner | None = None) -> dict[
     distributions = {p.key: p.distribution() for p in search.space}
     default = Trial(-1, f"{name}-default", {})
     trials: list[Trial] = []
-    pending_default = True
     started = datetime.now()
+    # the default first, alone: its stages fill DVC's run cache, so the trials reuse every stage they do not
+    # change (run beside a trial, both would compute the shared ones, such as the base model, at once)
+    log.info("the default: %s", default.name)
+    _warn(runner.run([(default.name, overrides(search, {}))], 1, name))
+    _read(search, runner, default)
     while len(trials) < search.trials:
-        n = min(search.jobs - pending_default, search.trials - len(trials)) or 1
-        asked = [study.ask(distributions) for _ in range(n)]
+        asked = [study.ask(distributions) for _ in range(min(search.jobs, search.trials - len(trials)))]
         batch = [Trial(t.number, f"{name}-t{t.number}", dict(t.params)) for t in asked]
-        todo = ([default] if pending_default else []) + batch
-        log.info("batch of %d: %s", len(todo), "; ".join(f"{t.name} {t.params or '(default)'}" for t in todo))
-        problems = runner.run([(t.name, overrides(search, t.params)) for t in todo], search.jobs, name)
-        if problems:
-            log.warning("not every experiment of the batch succeeded: %s", "; ".join(problems))
-        for t in todo:
-            t.state, doc, text = runner.metrics(t.name)
-            t.objective = objective_value(search, doc) if t.state == "success" else None
-            t.dev_ci = dev_ci(search, doc)
-            t.eval, t.eval_ci = eval_score(search, doc)
-            t.stages = stage_counts(text)
+        log.info("batch of %d: %s", len(batch), "; ".join(f"{t.name} {t.params}" for t in batch))
+        _warn(runner.run([(t.name, overrides(search, t.params)) for t in batch], search.jobs, name))
         for ask, t in zip(asked, batch, strict=True):
+            _read(search, runner, t)
             if t.objective is None:
                 study.tell(ask, state=optuna.trial.TrialState.FAIL)
             else:
                 study.tell(ask, t.objective)
-            log.info("%s: dev objective %s, state %s", t.name, t.objective, t.state)
         trials += batch
-        pending_default = False
     done = [t for t in trials if t.objective is not None]
     best = max(done, key=lambda t: (t.objective, -t.number)) if done else None
     return {

@@ -87,7 +87,7 @@ def test_the_search_runs_the_default_and_its_trials_in_batches_and_picks_the_bes
     search = parse_search(_search(), "s.yaml")
     runner = StandIn(fail={"t-t2"})
     record = run_search(search, "t", runner)
-    assert runner.batches == [["t-default", "t-t0"], ["t-t1", "t-t2"], ["t-t3", "t-t4"]]
+    assert runner.batches == [["t-default"], ["t-t0", "t-t1"], ["t-t2", "t-t3"], ["t-t4"]]
     by_name = {t["name"]: t for t in record["trials"]}
     assert by_name["t-t2"]["state"] == "failed" and by_name["t-t2"]["objective"] is None
     done = [t for t in record["trials"] if t["objective"] is not None]
