@@ -436,6 +436,17 @@ def optimism(entry: dict | None) -> float | None:
     return entry["objective"] - entry["eval"]
 
 
+def _gap_text(gap: float | None) -> str:
+    """What the best trial's dev − eval gap says: selecting the best of many trials on dev inflates its dev score."""
+    if gap is None:
+        return ""
+    if gap > 0:
+        return (f"Its dev score is {gap:.1f} points above its eval score: the optimism that selecting the best of "
+                "the trials on dev adds, which is why the eval score is the one to quote.")
+    return (f"Its dev score is {-gap:.1f} points below its eval score: no optimism from selecting on dev shows at "
+            "this size (the two splits hold different people, so their scores differ by chance too).")
+
+
 def _pts(v: Any) -> str:
     return "—" if v is None else f"{v:.1f}"
 
@@ -470,8 +481,7 @@ def render(record: dict) -> str:
                   f"| default `{default['name']}` | {_pts(default['objective'])}{_ci(default['dev_ci'])} | "
                   f"{_pts(default['eval'])}{_ci(default['eval_ci'])} | {_pts(optimism(default))} |", "",
                   "The best trial was chosen by its dev score alone; the eval column was looked at by no choice and is "
-                  "the one to report. Its dev − eval gap is the optimism that selecting on dev adds (with few dev "
-                  "questions it is large). Brackets: 95% bootstrap CIs over questions.", "",
+                  f"the one to report. {_gap_text(gap)} Brackets: 95% bootstrap CIs over questions.", "",
                   "Best params: " + ", ".join(f"`{k}={v}`" for k, v in best["params"].items()), "",
                   f"Adopt it: `{record['apply']}` (then `dvc repro` is a no-op), or compare every trial: "
                   f"`make compare ARGS='--sweep {record['name']}'`.", ""]

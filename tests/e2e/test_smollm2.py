@@ -151,7 +151,8 @@ def test_a_server_killed_mid_arm_fails_the_stage_naming_the_url_and_the_rerun_re
     env = {**repo.env, "RAGFT_ANSWER_CACHE": str(tmp_path / "cache")}  # a cold cache: every answer is asked
     cmd = [sys.executable, "stages/infer.py", "+arm.model=base", "inference.engine=openai",
            f"inference.openai.base_url={server.url}", f"inference.openai.models.base={folders['base']}",
-           "inference.openai.concurrency=1", "inference.openai.max_retries=1"]
+           "inference.openai.concurrency=1", "inference.openai.max_retries=1",
+           "inference.max_new_tokens=6"]  # short answers: this is about the failure and the resume (the suite's time)
     stage = subprocess.Popen(cmd, cwd=repo.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     while server.posts() < 3 and time.monotonic() < deadline and stage.poll() is None:

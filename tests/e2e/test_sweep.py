@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ragft.experiments import expshow, sweep
-from tests.helpers import FIXTURES, PipelineRepo
+from tests.helpers import FIXTURES, VENV_BIN, PipelineRepo
 
 
 def states(fixture: str) -> list[sweep.ExpState]:
@@ -145,3 +145,44 @@ def test_real_sweep_drains_the_queue_into_one_store(tiny_repo):
     assert "| experiment | eval.bootstrap_resamples |" in text and all(f"| {n} |" in text for n in names)
     assert " [" in text  # the arms' CIs, read back from each experiment's metrics file
     assert (repo.root / "reports/sweep_t1.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_a_real_search_tunes_on_dev_reuses_unchanged_stages_and_reports_on_eval(tiny_repo, tmp_path):
+    """`ragft tune` on the session's tiny repro (experiment=tiny has a dev split): the default (the workspace's
+    params: nothing reruns) and 2 trials on 2 workers that change only `evaluate`'s params, so DVC reuses every
+    other stage. (The tiny
+    config scores 0 on every arm, so the sampler learns nothing here: tests/unit/experiments/test_tune.py
+    checks the choices; this is the machinery: queue, dev scores, reuse, records, compare.)"""
+    from ragft.experiments.tune import TUNE_DIR
+
+    repo = tiny_repo
+    search = tmp_path / "search.yaml"
+    search.write_text(json.dumps({
+        "objective": "dev.base-retrieved.exact_match", "trials": 2, "jobs": 2, "seed": 0,
+        "fixed": [],
+        "space": {"eval.bootstrap_resamples": {"type": "int", "low": 200, "high": 400}}}))
+    proc = repo.run(str(VENV_BIN / "ragft"), "tune", str(search), "-n", "s1", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    record = json.loads((repo.root / TUNE_DIR / "s1.json").read_text())
+    assert [t["name"] for t in record["trials"]] == ["s1-t0", "s1-t1"] and record["default"]["name"] == "s1-default"
+    assert {t["state"] for t in [record["default"], *record["trials"]]} == {"success"}
+    assert record["best"]["objective"] is not None and record["apply"] == f"dvc exp apply {record['best']['name']}"
+    # the default is the workspace's experiment: nothing reruns; the trials rerun evaluate alone
+    # (check_params, which checks params.yaml against conf/, always runs)
+    assert record["default"]["stages"]["ran"] == ["check_params"] and "prepare" in record["default"]["stages"]["reused"]
+    for t in record["trials"]:
+        assert t["stages"]["ran"] == ["check_params", "evaluate"], t["stages"]
+        assert {"prepare", "base_model", "contexts"} <= set(t["stages"]["reused"]), t["stages"]
+    found = {s.name: s for s in expshow.experiments(json.loads(repo.dvc("exp", "show", "--json").stdout))}
+    doc = found["s1-default"].metrics
+    assert doc["split"]["dev"] > 0 and doc["split"]["eval"] == doc["arms"]["base-none"]["n"]
+    assert doc["dev"]["base-retrieved"]["n"] == doc["split"]["dev"]
+    assert "Queued" not in repo.dvc("queue", "status").stdout
+    md = (repo.root / TUNE_DIR / "s1.md").read_text()
+    assert "dev − eval" in md and "s1-t0" in md and (repo.root / TUNE_DIR / "s1.png").exists()
+    # every trial is in the comparison, each table naming its split
+    compared = repo.run(str(VENV_BIN / "ragft"), "compare", "--sweep", "s1").stdout
+    assert "s1-default" in compared and "s1-t1" in compared
+    assert "exact match (%), eval split" in compared.lower() and "exact match (%), dev split" in compared.lower()

@@ -49,7 +49,7 @@ def test_bad_search_files_name_the_field_and_the_fix(change, message):
     ({"space": {"tracking.experiment": {"choices": ["a", "b"]}}}, r"tracking.experiment' is read by no stage"),
     ({"space": {"retrieval.top_k": {"type": "int", "low": 0, "high": 3}}}, r"retrieval.top_k' includes 0, which the "
                                                                            r"config refuses"),
-    ({"fixed": ["experiment=tiny"]}, r"'fixed' composes a config without a dev split.*dataset.dev_fraction=0.25"),
+    ({"fixed": ["experiment=tiny", "dataset.dev_fraction=0"]}, r"'fixed' composes a config without a dev split.*dataset.dev_fraction=0.25"),
     ({"objective": "dev.finetuned-none.match"}, r"names the arm 'finetuned-none', which this experiment does not have"),
 ])
 def test_a_search_the_pipeline_cannot_run_is_refused_before_any_trial(change, message):
