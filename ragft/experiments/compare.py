@@ -20,14 +20,13 @@ import logging
 import math
 import os
 import statistics
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragft import paths
 from ragft.experiments import expshow
-from ragft.experiments.expshow import WORKSPACE
+from ragft.experiments.expshow import WORKSPACE, metrics_at
 from ragft.io import flatten
 
 log = logging.getLogger("ragft.experiments.compare")
@@ -287,14 +286,7 @@ def _metrics_file(exp: Experiment) -> dict[str, Any] | None:
     if exp.kind == WORKSPACE:
         path = paths.EVAL_METRICS
         return json.loads(path.read_text()) if path.exists() else None
-    proc = subprocess.run(["git", "show", f"{exp.rev}:{paths.EVAL_METRICS.as_posix()}"],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        return None
-    try:
-        return json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        return None
+    return metrics_at(exp.rev)
 
 
 def select(args: argparse.Namespace) -> tuple[str, list[Experiment], str | None]:

@@ -4,6 +4,7 @@ state, params and eval metrics. Sweeps read it for the drain check, comparisons 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ragft import paths
@@ -53,3 +54,19 @@ def parse(show: list[dict[str, Any]]) -> list[Shown]:
 def experiments(show: list[dict[str, Any]]) -> list[Shown]:
     """The experiments only (not the workspace nor the baselines)."""
     return [s for s in parse(show) if s.kind == "experiment"]
+
+
+def metrics_at(rev: str, root: str | Path = ".") -> dict[str, Any] | None:
+    """metrics/metrics.json as committed at ``rev`` (an experiment's commit) in the repository at ``root``;
+    None when that revision has none or it is not JSON (a failed experiment)."""
+    import json
+    import subprocess
+
+    proc = subprocess.run(["git", "show", f"{rev}:{paths.EVAL_METRICS.as_posix()}"], cwd=root,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return None
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return None

@@ -340,19 +340,14 @@ class Runner:
 
     def metrics(self, name: str) -> tuple[str, dict | None, str]:
         """(state, metrics/metrics.json, the experiment's log) of a finished experiment."""
-        import json
-        import subprocess
-
-        from ragft.experiments.expshow import experiments
+        from ragft.experiments.expshow import experiments, metrics_at
         from ragft.experiments.sweep import dvc, dvc_root, exp_show, worker_env
 
         root, env = dvc_root(), worker_env()
         found = {s.name: s for s in experiments(exp_show(root, env))}.get(name)
         if found is None:
             return "missing", None, ""
-        proc = subprocess.run(["git", "show", f"{found.rev}:{paths.EVAL_METRICS.as_posix()}"], cwd=root,
-                              capture_output=True, text=True, check=False)
-        doc = json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout.strip() else None
+        doc = metrics_at(found.rev, root)
         try:
             text = dvc(root, env, "queue", "logs", name, timeout=120)
         except Exception as err:  # the log is only for the reuse count: a missing one must not fail the search
