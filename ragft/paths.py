@@ -20,6 +20,7 @@ PARAPHRASES = PREPARED / "paraphrases.jsonl"      # extra renderings of document
 QA_TRAIN = PREPARED / "qa_train.jsonl"
 QA_EVAL = PREPARED / "qa_eval.jsonl"
 QA_DEV = PREPARED / "qa_dev.jsonl"                # dataset.dev_fraction: what tuning may look at (empty when 0)
+QA_ABSENT = PREPARED / "qa_absent.jsonl"          # dataset.absent_people: questions no document answers (abstain)
 PREPARED_MANIFEST = PREPARED / "manifest.json"    # counts, split, sha256 of each file
 
 CHUNKS = Path("data/chunks")                      # chunk
@@ -42,6 +43,9 @@ RETRIEVAL = Path("data/retrieval")                # retrieve: ranked chunks per 
 RANKED = RETRIEVAL / "ranked.jsonl"
 
 CONTEXTS = Path("data/contexts")                  # contexts: what each context arm puts in the prompt
+
+
+STORAGE_PROBE = CONTEXTS / "storage_probe.jsonl"  # eval.storage_probe: document prefixes each model completes
 
 
 def context_file(kind: str) -> Path:
@@ -76,6 +80,11 @@ PREDICTIONS = Path("data/predictions")            # infer@<model>: <model>/<cont
 def model_predictions(model: str) -> Path:
     """infer@<model>'s output: one folder per context arm."""
     return PREDICTIONS / model
+
+
+def storage_completions(model: str) -> Path:
+    """The storage probe's completions by ``model`` (written by infer@<model> when eval.storage_probe is on)."""
+    return model_predictions(model) / "storage_probe.jsonl"
 
 
 def predictions_dir(model: str, context: str) -> Path:

@@ -40,7 +40,8 @@ DType = StrEnum("DType", {"auto": "auto", "float32": "float32", "bfloat16": "bfl
 EmbedEngine = StrEnum("EmbedEngine", {"local": "local", "ray": "ray"})
 IndexMetric = StrEnum("IndexMetric", {"ip": "ip", "l2": "l2"})
 ModelSource = StrEnum("ModelSource", {"gguf": "gguf", "hub": "hub", "scratch": "scratch"})
-FinetuneMode = StrEnum("FinetuneMode", {"docs": "docs", "qa": "qa", "docs+qa": "docs+qa"})
+FinetuneMode = StrEnum("FinetuneMode", {"docs": "docs", "qa": "qa", "docs+qa": "docs+qa", "pit": "pit"})
+FinetuneMethod = StrEnum("FinetuneMethod", {"lora": "lora", "full": "full"})
 PrimaryMetric = StrEnum("PrimaryMetric", {"match": "match", "exact_match": "exact_match", "f1": "f1"})
 Engine = StrEnum("Engine", {"hf": "hf", "openai": "openai"})
 ServedApi = StrEnum("ServedApi", {"auto": "auto", "chat": "chat", "completions": "completions"})
@@ -166,6 +167,12 @@ class DatasetConfig:
     n_people: int = 24               # half of them are eval people (5 questions each), half training people
     attributes: list[str] = field(default_factory=lambda: ["birth_date", "birth_city", "university", "major", "employer"])
     paraphrases: int = 4             # extra renderings per person, for the fine-tuning augmentation knob
+    # the bioS knobs (Allen-Zhu & Li, Physics of LMs 3.1) that decide whether fine-tuning makes facts extractable
+    permute: bool = True             # each rendering's sentences in random order (false: attribute order)
+    fullname: bool = True            # the full name in every sentence (false: in the first, then He/She)
+    celebrity_fraction: float = 1.0  # share of the people (seeded) who get the paraphrases; the rest have one biography
+    derived: list[str] = field(default_factory=list)  # inverse | compare: questions retrieval answers, recall cannot
+    absent_people: int = 0           # people not in the corpus whose questions every arm answers (abstain: "unknown")
     # local
     path: str | None = None          # folder of .md/.txt/.html/.pdf/.docx documents (nested folders allowed)
     qa_file: str | None = None       # .jsonl or .csv with question, answer, doc_id (dataset.qa=file)
@@ -181,6 +188,19 @@ class DatasetConfig:
         if self.source == Source.synthbio:
             _check(self.n_people >= 2, "dataset.n_people", self.n_people,
                    "it must be >= 2 (people are split into training and eval)")
+            _check(0.0 <= self.celebrity_fraction <= 1.0, "dataset.celebrity_fraction", self.celebrity_fraction,
+                   "it must be in [0, 1] (1: everyone gets the paraphrases)")
+            _check(self.absent_people >= 0, "dataset.absent_people", self.absent_people, "use 0 or more")
+            bad = [k for k in self.derived if k not in ("inverse", "compare")]
+            _check(not bad and len(set(self.derived)) == len(self.derived), "dataset.derived", list(self.derived),
+                   "choose a list without repeats from [inverse, compare]")
+        else:
+            knobs = {"dataset.derived": bool(self.derived), "dataset.absent_people": self.absent_people > 0,
+                     "dataset.celebrity_fraction": self.celebrity_fraction != 1.0,
+                     "dataset.permute": not self.permute, "dataset.fullname": not self.fullname}
+            for key, used in knobs.items():
+                _check(not used, key, getattr(self, key.split(".")[1]),
+                       f"it is a synthbio knob; dataset.source={self.source} has no generator for it: leave the default")
         if self.source == Source.local:
             _check(bool(self.path), "dataset.path", self.path,
                    "dataset.source=local needs a folder of .md/.txt/.html/.pdf/.docx files")
@@ -380,7 +400,25 @@ class ScratchModelConfig:
     dropout: float = 0.0
     read_distractors: int = 0        # other biographies around the right one in reading examples (much slower to learn)
     heldout_people: int = 100        # unseen pretrain-pool people the sanity probe asks
-    mix: dict[str, float] = field(default_factory=lambda: {"read": 1.0, "bio": 1.0, "recall": 1.0})  # curriculum shares
+    # curriculum shares by kind (ragft/model/scratch.py): read | bio | recall (its share is the QA ratio) | abstain
+    mix: dict[str, float] = field(default_factory=lambda: {"read": 1.0, "bio": 1.0, "recall": 1.0, "abstain": 0.0})
+    recall_fraction: float = 0.5     # share of the pretrain people whose closed-book QA is in the curriculum
+    bio_renderings: int = 1          # fixed biographies per pretrain person (bioS multiM: resampled templates)
+    permute: bool = True             # their sentences in random order
+    fullname: bool = True            # the full name in every sentence (false: then He/She)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.mix) - {"read", "bio", "recall", "abstain"})
+        _check(not unknown, "model.scratch.mix", dict(self.mix), f"{unknown} are not curriculum kinds; use read, bio, "
+               "recall, abstain")
+        _check(all(float(v) >= 0 for v in self.mix.values()) and sum(float(v) for v in self.mix.values()) > 0,
+               "model.scratch.mix", dict(self.mix), "shares must be >= 0 and not all 0")
+        _check(0.0 <= self.recall_fraction <= 1.0, "model.scratch.recall_fraction", self.recall_fraction,
+               "it must be in [0, 1]")
+        _check(not (float(self.mix.get("recall", 0.0)) > 0 and int(self.pretrain_people * self.recall_fraction) < 1),
+               "model.scratch.recall_fraction", self.recall_fraction,
+               "recall rows need at least one person: raise it, or set model.scratch.mix.recall=0")
+        _check(self.bio_renderings >= 1, "model.scratch.bio_renderings", self.bio_renderings, "it must be >= 1")
 
 
 @dataclass
@@ -477,7 +515,8 @@ class FinetuneConfig:
     own, conf/finetune/scratch.yaml). Replay needs models/base/pretrain_mix.jsonl, which only the scratch
     testbed saves."""
 
-    mode: FinetuneMode = FinetuneMode.docs  # docs | qa | docs+qa (the `finetuned` recipe)
+    mode: FinetuneMode = FinetuneMode.docs  # docs | qa | docs+qa | pit (the `finetuned` recipe: ragft/finetune/recipes.py)
+    method: FinetuneMethod = FinetuneMethod.lora  # lora (an adapter) | full (every weight; the model saved whole)
     paraphrases: int = 0             # extra renderings per document added in docs mode (<= dataset.paraphrases)
     replay: float = 0.0              # share of the training mix drawn from the base model's pretraining mix (scratch)
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -501,6 +540,9 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.replay < 1.0, "finetune.replay", self.replay, "it must be in [0, 1)")
+        _check(not (self.qlora and self.method == FinetuneMethod.full), "finetune.qlora", self.qlora,
+               "QLoRA trains an adapter on a 4-bit base: it needs finetune.method=lora (full fine-tuning trains every "
+               "weight in full precision)")
 
 
 @dataclass
@@ -616,6 +658,9 @@ class EvalConfig:
     confidence: float = 0.95
     seed: int = 0                    # bootstrap seed
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # `make seeds`: one experiment per seed
+    # every model also continues each eval question's gold document up to its answer: stored (it completes the
+    # fact) vs extractable (it answers closed-book), per model (in-process engine only)
+    storage_probe: bool = False
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     costs: CostsConfig = field(default_factory=CostsConfig)  # prices of the decision summary (placeholders)
 

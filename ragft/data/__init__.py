@@ -7,6 +7,7 @@ Formats written into the prepare directory (JSON lines, keys sorted, rows sorted
 - qa_train.jsonl     {"qid", "question", "answer", "doc_ids", "attribute"} questions about train documents
 - qa_eval.jsonl      the same, about eval documents (disjoint from train by document)
 - qa_dev.jsonl       the same, about dev documents (dataset.dev_fraction; empty when 0)
+- qa_absent.jsonl    the same, about no document (synthbio's absent people, answer "unknown"; empty when none)
 - manifest.json      source, name, counts, eval doc ids, sha256 of each file (no timestamps)
 """
 
@@ -47,10 +48,14 @@ def prepare(ds: Any, out_dir: str | Path) -> dict:
     train, evaluation, eval_docs = split_by_document(corpus.qa, ds.eval_fraction, ds.seed, origin)
     qa_docs = {d for row in corpus.qa for d in row["doc_ids"]}
     train, dev, dev_docs = split_dev(train, float(ds.dev_fraction), len(qa_docs), ds.seed, origin)
-    names = {k: getattr(paths, k).name for k in ("DOCUMENTS", "PARAPHRASES", "QA_TRAIN", "QA_DEV", "QA_EVAL")}
+    names = {k: getattr(paths, k).name
+             for k in ("DOCUMENTS", "PARAPHRASES", "QA_TRAIN", "QA_DEV", "QA_EVAL", "QA_ABSENT")}
     check_disjoint(train, evaluation, names["QA_TRAIN"], names["QA_EVAL"])
     check_disjoint(train, dev, names["QA_TRAIN"], names["QA_DEV"])
     check_disjoint(dev, evaluation, names["QA_DEV"], names["QA_EVAL"])
+    absent = sorted(corpus.unanswerable, key=lambda r: r["qid"])
+    for rows, name in ((train, "QA_TRAIN"), (dev, "QA_DEV"), (evaluation, "QA_EVAL")):
+        check_disjoint(rows, absent, names[name], names["QA_ABSENT"])
 
     paraphrases = sorted(corpus.paraphrases, key=lambda r: (r["doc_id"], r["paraphrase"]))
     write_jsonl(out_dir / names["DOCUMENTS"], corpus.documents)
@@ -58,6 +63,7 @@ def prepare(ds: Any, out_dir: str | Path) -> dict:
     write_jsonl(out_dir / names["QA_TRAIN"], train)
     write_jsonl(out_dir / names["QA_DEV"], dev)
     write_jsonl(out_dir / names["QA_EVAL"], evaluation)
+    write_jsonl(out_dir / names["QA_ABSENT"], absent)
 
     manifest = {
         "source": ds.source,
@@ -69,6 +75,7 @@ def prepare(ds: Any, out_dir: str | Path) -> dict:
             "qa_train": len(train),
             "qa_dev": len(dev),
             "qa_eval": len(evaluation),
+            "qa_absent": len(absent),
             "train_documents": len(qa_docs) - len(eval_docs) - len(dev_docs),
             "dev_documents": len(dev_docs),
             "eval_documents": len(eval_docs),

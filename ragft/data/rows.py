@@ -63,11 +63,16 @@ SPLITS = ("eval", "dev")   # the scored splits: eval (reported) and dev (what tu
 
 def read_scored_questions(prepared_dir: str | os.PathLike,
                           fields: Sequence[str] = ("qid", "question", "answer", "doc_ids")) -> list[dict]:
-    """The questions every arm answers: qa_eval.jsonl's and qa_dev.jsonl's (empty without a dev split), each
-    row with ``"split"``: "eval" | "dev", sorted by qid (prepare keeps qids unique across the splits)."""
-    rows = [{**row, "split": "eval"} for row in read_questions(Path(prepared_dir) / "qa_eval.jsonl", fields)]
-    rows += [{**row, "split": "dev"} for row in read_questions(Path(prepared_dir) / "qa_dev.jsonl", fields,
-                                                              allow_empty=True)]
+    """The questions every arm answers: qa_eval.jsonl's, qa_dev.jsonl's (empty without a dev split) and
+    qa_absent.jsonl's (questions no document answers; empty without), each row with ``"split"``: "eval" |
+    "dev" | "absent", sorted by qid (prepare keeps qids unique across the splits). A prepare folder from
+    before a split existed reads as having none of it."""
+    d = Path(prepared_dir)
+    rows = [{**row, "split": "eval"} for row in read_questions(d / "qa_eval.jsonl", fields)]
+    for split in ("dev", "absent"):
+        path = d / f"qa_{split}.jsonl"
+        if split == "dev" or path.exists():
+            rows += [{**row, "split": split} for row in read_questions(path, fields, allow_empty=True)]
     return sorted(rows, key=lambda r: r["qid"])
 
 

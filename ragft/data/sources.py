@@ -42,19 +42,30 @@ class Corpus:
     documents: list[dict]
     qa: list[dict]
     paraphrases: list[dict] = field(default_factory=list)
+    # questions about no document of the corpus (synthbio: people absent from it); every arm answers them
+    # and is scored on abstaining (qa_absent.jsonl)
+    unanswerable: list[dict] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- synthbio
 
 
 def load_synthbio(ds: Any) -> Corpus:
-    """``ds.n_people`` people of the experiment pool; one biography each, ``ds.paraphrases`` more
-    renderings, and one question per attribute (random template)."""
+    """``ds.n_people`` people of the experiment pool; one biography each (``dataset.permute``,
+    ``dataset.fullname``); ``ds.paraphrases`` more renderings for the ``dataset.celebrity_fraction`` of them;
+    one question per attribute (random template), the ``dataset.derived`` questions, and questions about
+    ``dataset.absent_people`` people of the pool who are not in the corpus (answer: synthbio.ABSTAIN)."""
     try:
         attrs = synthbio.check_attributes(ds.attributes)
-        people = synthbio.generate_people(ds.n_people, ds.seed, "experiment", attrs)
+        everyone = synthbio.generate_people(ds.n_people + ds.absent_people, ds.seed, "experiment", attrs)
+        people, absent = everyone[: ds.n_people], everyone[ds.n_people :]
+        derived = synthbio.derived_questions(people, list(ds.derived), ds.seed)
     except ValueError as err:
-        raise ConfigError(f"params.yaml: field 'dataset.attributes'/'dataset.n_people': {err}") from None
+        raise ConfigError(f"params.yaml: field 'dataset.attributes'/'dataset.n_people'/'dataset.derived': {err}") from None
+    render = {"permute": bool(ds.permute), "fullname": bool(ds.fullname)}
+    n_celebrities = round(float(ds.celebrity_fraction) * len(people))
+    celebrities = {p.person_id for p in random.Random(f"celebrity:{ds.seed}").sample(people, n_celebrities)}
+    grouped = 0 < n_celebrities < len(people)   # questions say their person's group only when there are two
     documents, paraphrases, qa = [], [], []
     for p in people:
         # One RNG per person and purpose: a person's text does not depend on the others.
@@ -62,23 +73,28 @@ def load_synthbio(ds: Any) -> Corpus:
             {
                 "doc_id": p.person_id,
                 "title": p.name,
-                "text": synthbio.render_biography(p, random.Random(f"bio:{ds.seed}:{p.person_id}:0")),
+                "text": synthbio.render_biography(p, random.Random(f"bio:{ds.seed}:{p.person_id}:0"), **render),
             }
         )
-        for i in range(1, ds.paraphrases + 1):
-            text = synthbio.render_biography(p, random.Random(f"bio:{ds.seed}:{p.person_id}:{i}"))
-            paraphrases.append({"doc_id": p.person_id, "paraphrase": i, "text": text})
+        if p.person_id in celebrities:
+            for i in range(1, ds.paraphrases + 1):
+                text = synthbio.render_biography(p, random.Random(f"bio:{ds.seed}:{p.person_id}:{i}"), **render)
+                paraphrases.append({"doc_id": p.person_id, "paraphrase": i, "text": text})
         for q in synthbio.make_questions(p, random.Random(f"qa:{ds.seed}:{p.person_id}")):
-            qa.append(
-                {
-                    "qid": f"{p.person_id}-{q.attribute}",
-                    "question": q.question,
-                    "answer": q.answer,
-                    "doc_ids": [p.person_id],
-                    "attribute": q.attribute,
-                }
-            )
-    return Corpus(documents, qa, paraphrases)
+            row = {"qid": f"{p.person_id}-{q.attribute}", "question": q.question, "answer": q.answer,
+                   "doc_ids": [p.person_id], "attribute": q.attribute}
+            if grouped:
+                row["group"] = "celebrity" if p.person_id in celebrities else "minority"
+            qa.append(row)
+    for d in derived:
+        qa.append({"qid": f"{d.person_ids[0]}-{d.kind}", "question": d.question, "answer": d.answer,
+                   "doc_ids": list(d.person_ids), "attribute": d.kind})
+    unanswerable = [
+        {"qid": f"{p.person_id}-{q.attribute}", "question": q.question, "answer": synthbio.ABSTAIN, "doc_ids": [],
+         "attribute": q.attribute}
+        for p in absent for q in synthbio.make_questions(p, random.Random(f"qa:{ds.seed}:{p.person_id}"))
+    ]
+    return Corpus(documents, qa, paraphrases, unanswerable)
 
 
 # --------------------------------------------------------------------------- local

@@ -10,6 +10,13 @@ share a person whatever seeds or sizes either side uses, while every word is see
 
 Every random choice is drawn from an RNG seeded by (pool, seed, name, ...): a person's facts do
 not depend on how many people are generated or which attributes are asked for.
+
+The knobs of Allen-Zhu & Li's bioS (Physics of LMs 3.1), which decide whether fine-tuning on the
+biographies makes their facts extractable: several renderings per person (resampled templates),
+sentence permutation, the full name in every sentence instead of a pronoun. Derived questions
+(inverse lookups, comparisons of two people) are ones retrieval can answer and closed-book recall
+cannot (3.2: inverse search is ~0% closed-book). Questions about people absent from the corpus measure
+abstention against confident wrong answers (Gekhman et al. 2024).
 """
 
 from __future__ import annotations
@@ -152,9 +159,26 @@ QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
 
 ATTRIBUTES: tuple[str, ...] = ("birth_date", "birth_city", "university", "major", "employer")
 
+# Derived questions: answerable by reading the right biographies, not by recalling one fact of one person.
+#   inverse  the person from a fact (the birth date, unique among the corpus' people): "Who was born on ...?"
+#   compare  which of two people was born earlier: two facts, then a comparison
+DERIVED_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "inverse": ("Who was born on {value}?", "Which person was born on {value}?", "Whose birthday is {value}?"),
+    "compare": ("Who was born earlier, {a} or {b}?", "Who is older, {a} or {b}?",
+                "Which of {a} and {b} was born first?"),
+}
+DERIVED = tuple(DERIVED_TEMPLATES)
+DERIVED_WORDS = tuple(t.replace("{value}", " ").replace("{a}", " ").replace("{b}", " ")
+                      for ts in DERIVED_TEMPLATES.values() for t in ts)
+# The answer to a question about a person the model does not know (absent from the corpus, not in the context).
+ABSTAIN = "unknown"
+
 # What a word-level tokenizer sees: runs of word characters, runs of other non-space characters
 # (the same split as tokenizers' `Whitespace` pre-tokenizer).
 TOKEN_RE = re.compile(r"\w+|[^\w\s]+")
+
+
+PRONOUNS = ("He", "She")
 
 
 @dataclass(frozen=True)
@@ -162,6 +186,7 @@ class Person:
     person_id: str
     name: str
     attributes: dict[str, str]
+    pronoun: str = "She"   # what a biography says after the first sentence when the full name is not repeated
 
 
 @dataclass(frozen=True)
@@ -214,14 +239,37 @@ def generate_people(
     people = []
     for i, name in enumerate(names[:n]):
         values = {a: _draw(a, random.Random(f"{pool}:{seed}:{name}:{a}")) for a in attrs}
-        people.append(Person(f"{_ID_PREFIX[pool]}{i:0{width}d}", name, values))
+        pronoun = random.Random(f"{pool}:{seed}:{name}:pronoun").choice(PRONOUNS)
+        people.append(Person(f"{_ID_PREFIX[pool]}{i:0{width}d}", name, values, pronoun))
     return people
 
 
-def render_biography(person: Person, rng: random.Random) -> str:
-    """One rendering of ``person``: a random template per fact, sentences in random order."""
-    sentences = [rng.choice(BIO_TEMPLATES[a]).format(name=person.name, value=v) for a, v in person.attributes.items()]
-    rng.shuffle(sentences)
+def _subject_templates(attribute: str) -> tuple[str, ...]:
+    """The templates of ``attribute`` whose name is the sentence's subject (a pronoun can stand in)."""
+    return tuple(t for t in BIO_TEMPLATES[attribute] if t.startswith("{name}") or ", {name}" in t)
+
+
+def _with_pronoun(template: str, pronoun: str, value: str) -> str:
+    return template.format(name=pronoun if template.startswith("{name}") else pronoun.lower(), value=value)
+
+
+def render_biography(person: Person, rng: random.Random, *, permute: bool = True, fullname: bool = True) -> str:
+    """One rendering of ``person``: a random template per fact.
+
+    ``permute``: the sentences in random order (else in attribute order, the same for everyone: bioS
+    "single"). ``fullname``: the full name in every sentence (else in the first only, then He/She, as
+    most real biographies are written, which is harder to store per person)."""
+    facts = list(person.attributes.items())
+    if fullname:
+        sentences = [rng.choice(BIO_TEMPLATES[a]).format(name=person.name, value=v) for a, v in facts]
+        if permute:
+            rng.shuffle(sentences)
+        return " ".join(sentences)
+    if permute:
+        rng.shuffle(facts)
+    (first, value), rest = facts[0], facts[1:]
+    sentences = [rng.choice(BIO_TEMPLATES[first]).format(name=person.name, value=value)]
+    sentences += [_with_pronoun(rng.choice(_subject_templates(a)), person.pronoun, v) for a, v in rest]
     return " ".join(sentences)
 
 
@@ -236,9 +284,57 @@ def make_questions(person: Person, rng: random.Random, attributes: Sequence[str]
     return [QA(a, rng.choice(QUESTION_TEMPLATES[a]).format(name=person.name), person.attributes[a]) for a in attrs]
 
 
+def birth_order(person: Person) -> tuple[int, int, int]:
+    """(year, month, day) of a person's birth date, for comparisons."""
+    month, day, year = person.attributes["birth_date"].replace(",", "").split()
+    return int(year), MONTHS.index(month) + 1, int(day)
+
+
+@dataclass(frozen=True)
+class DerivedQA:
+    kind: str            # one of DERIVED
+    question: str
+    answer: str
+    person_ids: tuple[str, ...]   # the people whose biographies answer it
+
+
+def derived_questions(people: Sequence[Person], kinds: Sequence[str], seed: int) -> list[DerivedQA]:
+    """Derived questions of ``kinds`` about ``people`` (they need ``birth_date``): one inverse lookup per person
+    whose birth date no one else shares; one comparison per person with a seeded partner of different birth
+    date. Each draws from an RNG of (seed, kind, person), so adding people does not change the others'."""
+    unknown = [k for k in kinds if k not in DERIVED]
+    if unknown:
+        raise ValueError(f"derived question kinds {unknown} are unknown; choose from {list(DERIVED)}")
+    if kinds and any("birth_date" not in p.attributes for p in people):
+        raise ValueError("derived questions compare and look up birth dates: add birth_date to the attributes")
+    out: list[DerivedQA] = []
+    if "inverse" in kinds:
+        dates: dict[str, list[Person]] = {}
+        for p in people:
+            dates.setdefault(p.attributes["birth_date"], []).append(p)
+        for p in people:
+            if len(dates[p.attributes["birth_date"]]) == 1:
+                rng = random.Random(f"derived:{seed}:inverse:{p.person_id}")
+                question = rng.choice(DERIVED_TEMPLATES["inverse"]).format(value=p.attributes["birth_date"])
+                out.append(DerivedQA("inverse", question, p.name, (p.person_id,)))
+    if "compare" in kinds:
+        for p in people:
+            rng = random.Random(f"derived:{seed}:compare:{p.person_id}")
+            others = [o for o in people if o is not p and birth_order(o) != birth_order(p)]
+            if not others:
+                continue
+            other = rng.choice(others)
+            a, b = (p, other) if rng.random() < 0.5 else (other, p)
+            earlier = min((a, b), key=birth_order)
+            question = rng.choice(DERIVED_TEMPLATES["compare"]).format(a=a.name, b=b.name)
+            out.append(DerivedQA("compare", question, earlier.name, (p.person_id, other.person_id)))
+    return out
+
+
 def lexicon() -> list[str]:
     """Every token (``TOKEN_RE``) the generator can emit in names, values, biographies and questions."""
     texts = [*FIRST_NAMES, *LAST_NAMES, *MONTHS, ",", *map(str, DAYS), *map(str, YEARS)]
+    texts += [*PRONOUNS, *(p.lower() for p in PRONOUNS), *DERIVED_WORDS, ABSTAIN]
     texts += [v for values in VALUES.values() for v in values]
     for templates in (*BIO_TEMPLATES.values(), *QUESTION_TEMPLATES.values()):
         texts += [t.replace("{name}", " ").replace("{value}", " ") for t in templates]

@@ -201,33 +201,51 @@ def finetune(
 
     check_qlora(fcfg)
     model, tokenizer, base_manifest = load_for_training(base_dir, cfg)
-    rows = recipes.task_rows(cfg, prepared, tokenizer, recipe, chunks)
-    if not rows:
+    task = recipes.task_rows(cfg, prepared, tokenizer, recipe, chunks)
+    if not task:
         raise DataError(
             f"{prepared_dir}: no training rows for finetune.mode={fcfg.mode}. Check the prepare stage's outputs."
         )
-    rows += recipes.replay_rows(base_dir, len(rows), fcfg.replay, fcfg.seed)
+    # each phase (pit mode: two) gets its share of replay; phase 1 draws exactly as a one-phase recipe does
+    groups = [g + recipes.replay_rows(base_dir, len(g), fcfg.replay, fcfg.seed if i == 0 else f"{fcfg.seed}:{i + 1}")
+              for i, g in enumerate(recipes.phases(task))]
+    rows = [r for g in groups for r in g]
     # never train on a held-out question: eval's (reported) nor dev's (what tuning looks at)
     held_out = prepared["qa_eval.jsonl"] + prepared.get("qa_dev.jsonl", [])
     overlap = contamination_guard(rows, held_out, f"{recipe} training data ({prepared_dir})", fcfg.seed)
     max_length = fcfg.raft.max_length if recipe == "raft" else fcfg.max_length
-    rows, held = recipes.validation_split(rows, float(fcfg.validation.fraction), fcfg.seed)
-    dataset = rows_dataset(rows, tokenizer, max_length)
-    eval_dataset = rows_dataset(held, tokenizer, max_length) if held else None
+    splits = [recipes.validation_split(g, float(fcfg.validation.fraction), fcfg.seed) for g in groups]
+    rows = [r for train, _ in splits for r in train]
+    held = [r for _, h in splits for r in h]
 
-    model = lora_model(model, fcfg.lora, fcfg.seed)
+    full = str(fcfg.method) == "full"
+    if not full:
+        model = lora_model(model, fcfg.lora, fcfg.seed)
     trainable = count_parameters(model, trainable_only=True)
-    log.info(
-        "fine-tuning %s (%s): %d rows, %d examples, %d trainable parameters",
-        recipe, fcfg.mode if recipe == "finetuned" else "raft", len(rows), len(dataset), trainable,
-    )
     import torch
 
     bf16 = next(model.parameters()).dtype == torch.bfloat16 or bool(fcfg.qlora)
-    state, seconds = train_adapter(model, tokenizer, dataset, fcfg, fcfg.raft.epochs if recipe == "raft" else None,
-                                   bf16=bf16, eval_dataset=eval_dataset)
+    seconds, history, n_examples, steps, state = 0.0, [], 0, 0, None
+    for i, (train_rows, held_rows) in enumerate(splits, 1):
+        dataset = rows_dataset(train_rows, tokenizer, max_length)
+        eval_dataset = rows_dataset(held_rows, tokenizer, max_length) if held_rows else None
+        n_examples += len(dataset)
+        log.info(
+            "fine-tuning %s (%s, %s)%s: %d rows, %d examples, %d trainable parameters",
+            recipe, fcfg.mode if recipe == "finetuned" else "raft", fcfg.method,
+            f", phase {i} of {len(splits)}" if len(splits) > 1 else "", len(train_rows), len(dataset), trainable,
+        )
+        state, phase_seconds = train_adapter(model, tokenizer, dataset, fcfg,
+                                             fcfg.raft.epochs if recipe == "raft" else None, bf16=bf16,
+                                             eval_dataset=eval_dataset)
+        # one curve across the phases: each phase's steps continue the previous one's
+        history += [{**e, "step": e["step"] + steps, "phase": i} if "step" in e else e for e in state.log_history]
+        seconds, steps = seconds + phase_seconds, steps + state.global_step
+    state.log_history = history
     model.eval()
-    model.save_pretrained(out_dir)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    if full:   # the folder is a whole model: loadable (and servable) without the base's folder
+        tokenizer.save_pretrained(out_dir)
 
     sanity = reading_probe(model, tokenizer, base_manifest, cfg)
     counts = {
@@ -244,21 +262,23 @@ def finetune(
         },
         "recipe": recipe,
         "mode": fcfg.mode if recipe == "finetuned" else "raft",
+        "method": str(fcfg.method),
+        "phases": len(splits),
         "raft": OmegaConf.to_container(fcfg.raft) if recipe == "raft" else None,
         "contamination": overlap,
         "paraphrases": fcfg.paraphrases,
         "replay": fcfg.replay,
         "rows": counts,
-        "n_examples": len(dataset),
+        "n_examples": n_examples,
         "trainable_params": trainable,
         "total_params": count_parameters(model),
-        "lora": {
+        "lora": None if full else {
             "r": fcfg.lora.r,
             "alpha": fcfg.lora.alpha,
             "dropout": fcfg.lora.dropout,
             "target_modules": list(fcfg.lora.target_modules),
         },
-        "steps": state.global_step,
+        "steps": steps,
         "final_loss": loss,
         "seed": fcfg.seed,
         "validation": validation,
@@ -266,9 +286,9 @@ def finetune(
     metrics = {
         "train_seconds": round(seconds, 2),
         "train_loss": loss,
-        "n_examples": len(dataset),
+        "n_examples": n_examples,
         "trainable_params": trainable,
-        "steps": state.global_step,
+        "steps": steps,
         **{f"validation_{k}": v for k, v in validation.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
         "eval_overlap_exact": overlap["exact"],
         "eval_overlap_near": overlap["near_duplicates"],

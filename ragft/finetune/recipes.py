@@ -6,7 +6,10 @@ Modes of the `finetuned` recipe (`finetune.mode`):
   docs     continued pretraining on the corpus documents (+ `finetune.paraphrases` extra renderings
            per document: the augmentation knob), the classic "fine-tune on your documents";
   qa       supervised closed-book question → answer on the training split (loss on the answer);
-  docs+qa  both.
+  docs+qa  both, mixed in one phase;
+  pit      pre-instruction-tuning (Jiang et al. 2024): phase 1 trains the QA of the training split and the
+           training documents, phase 2 the held-out (eval and dev) documents, whose facts the first phase
+           taught the model how to answer questions about.
 `finetune.replay` mixes in that share of rows from the base model's own pretraining curriculum
 (models/base/pretrain_mix.jsonl): fine-tuning on documents alone erodes the reading skill RAG needs.
 """
@@ -23,7 +26,7 @@ from ragft.io import read_jsonl
 from ragft.model import prompts
 from ragft.model.scratch import PRETRAIN_MIX
 
-MODES = {"docs": ("docs",), "qa": ("qa",), "docs+qa": ("docs", "qa")}
+MODES = {"docs": ("docs",), "qa": ("qa",), "docs+qa": ("docs", "qa"), "pit": ("docs", "qa")}
 
 
 def read_prepared(prepared_dir: str | Path, recipe: str, fcfg: Any) -> dict[str, list[dict]]:
@@ -48,7 +51,8 @@ def task_rows(
     recipe: str = "finetuned",
     chunks: list[dict] | None = None,
 ) -> list[dict]:
-    """The training rows of ``recipe`` (before replay), in a fixed order."""
+    """The training rows of ``recipe`` (before replay), in a fixed order. In pit mode each row has its
+    ``phase`` (1: training QA and documents, 2: the held-out documents)."""
     fcfg = cfg.finetune
     rows: list[dict] = []
     if recipe == "raft":
@@ -71,7 +75,17 @@ def task_rows(
             rows.append(
                 {"kind": "qa", "qid": qa["qid"], "question": qa["question"], "prompt": prompt, "answer": qa["answer"]}
             )
+    if str(fcfg.mode) == "pit":
+        held_out = {d for name in ("qa_eval.jsonl", "qa_dev.jsonl") for q in prepared.get(name, []) for d in q["doc_ids"]}
+        rows = [{**r, "phase": 2 if r.get("doc_id") in held_out else 1} for r in rows]
+        rows = sorted(rows, key=lambda r: r["phase"])   # stable: each phase keeps its order
     return rows
+
+
+def phases(rows: list[dict]) -> list[list[dict]]:
+    """The rows trained one phase after another (pit mode: two; else one), in phase order."""
+    numbers = sorted({r.get("phase", 1) for r in rows})
+    return [[r for r in rows if r.get("phase", 1) == n] for n in numbers]
 
 
 def replay_rows(base_dir: str | Path, n_task: int, share: float, seed: int) -> list[dict]:

@@ -61,11 +61,19 @@ def load_tokenizer(base_dir: str | Path):
     return tokenizer
 
 
+def is_full_model(model_dir: str | Path) -> bool:
+    """Whether a fine-tuned model's folder holds whole weights (full fine-tuning), not a LoRA adapter."""
+    d = Path(model_dir)
+    return (d / "config.json").exists() and not (d / "adapter_config.json").exists()
+
+
 def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, *, device: str = "auto",
                    dtype: str = "auto", merge: bool = False):
     """Return ``(model, tokenizer, manifest)`` ready for batched generation (left padding, eval mode), in
-    ``dtype`` (`model.dtype`) on ``device``. ``merge``: fold the LoRA adapter into the weights (generation
-    then costs what the base model's does; a trainable adapter must stay unmerged)."""
+    ``dtype`` (`model.dtype`) on ``device``. ``adapter_dir``: a fine-tuned model's folder, a LoRA adapter or,
+    after full fine-tuning (finetune.method=full), the whole model's weights, loaded instead of the base's.
+    ``merge``: fold the LoRA adapter into the weights (generation then costs what the base model's does; a
+    trainable adapter must stay unmerged). The manifest is always the base model's."""
     from transformers import AutoModelForCausalLM
 
     base_dir = Path(base_dir)
@@ -73,7 +81,11 @@ def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, 
     require_safetensors(base_dir, "dvc repro base_model")
     manifest = read_json(base_dir / "manifest.json") if (base_dir / "manifest.json").exists() else {}
     trust = bool(manifest.get("trust_remote_code", False))
-    model = AutoModelForCausalLM.from_pretrained(base_dir, use_safetensors=True, trust_remote_code=trust,
+    weights_dir = base_dir
+    if adapter_dir is not None and is_full_model(adapter_dir):
+        require_safetensors(adapter_dir, "dvc repro finetune")
+        weights_dir, adapter_dir = Path(adapter_dir), None
+    model = AutoModelForCausalLM.from_pretrained(weights_dir, use_safetensors=True, trust_remote_code=trust,
                                                  dtype=resolve_dtype(dtype, device))
     if adapter_dir is not None:
         from peft import PeftModel

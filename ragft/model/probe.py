@@ -1,8 +1,11 @@
-"""A quick sanity probe of a generator: can it read, can it recall? Exact match on a few people.
+"""Probes of a generator: can it read, can it recall, has it stored a document's facts?
 
-Not the experiment's evaluation (that is the evaluate stage, on the eval split): this only checks,
-right after a model is built or fine-tuned, that it does what the experiment assumes (e.g. the
-scratch base model answers from a biography in its prompt), with greedy decoding.
+The people probe is a quick sanity check right after a model is built or fine-tuned (the scratch base
+model answers from a biography in its prompt), not the experiment's evaluation. The storage probe
+(``storage_rows`` + ``completion_hit``) is part of the evaluation (eval.storage_probe): each eval
+question's gold document up to its answer, which the model must continue with the answer. A model that
+completes the document but cannot answer the question closed-book has stored the fact without being
+able to extract it (Allen-Zhu & Li, Physics of LMs 3.1): measured per model, beside closed-book QA.
 """
 
 from __future__ import annotations
@@ -97,3 +100,43 @@ def heldout_probe(model: Any, tokenizer: Any, scfg: Any, cfg: Any) -> dict[str, 
 
     _, heldout = pretrain_people(scfg)
     return people_probe(model, tokenizer, heldout, cfg, seed=scfg.seed) if heldout else {}
+
+
+STORAGE_NEW_TOKENS = 12   # fixed, like the people probe: the probe must not depend on the decoding settings
+
+
+def storage_rows(questions: list[dict], documents: list[dict]) -> list[dict]:
+    """One probe per question whose gold answer occurs in one of its gold documents: ``{"qid", "prompt",
+    "answer"}``, the prompt being that document's text (what fine-tuning on documents trains on) up to the
+    answer's first occurrence. Questions whose answer is not written out after some text are skipped."""
+    from ragft.evaluation.answers import gold_answers
+
+    texts = {d["doc_id"]: d["text"] for d in documents}
+    rows = []
+    for q in questions:
+        for doc_id in q.get("doc_ids") or []:
+            text = texts.get(doc_id, "")
+            found = [(text.find(a), a) for a in gold_answers(q["answer"]) if a and text.find(a) > 0]
+            if found:
+                at, answer = min(found)
+                rows.append({"qid": q["qid"], "prompt": text[:at].rstrip(), "answer": answer})
+                break
+    return rows
+
+
+def completion_hit(completion: str, answer: str) -> bool:
+    """Whether ``completion`` begins with ``answer`` (normalised, whole words)."""
+    got, want = normalize_answer(completion).split(), normalize_answer(answer).split()
+    return bool(want) and got[: len(want)] == want
+
+
+def complete(model: Any, tokenizer: Any, rows: list[dict], batch_size: int = 32, max_positions: int | None = None) -> list[dict]:
+    """Greedy continuations of the probe prompts (plain text: no chat template), each kept to its last
+    ``max_positions - STORAGE_NEW_TOKENS`` tokens: ``{"qid", "completion"}`` in row order."""
+    prompts_text = [r["prompt"] for r in rows]
+    if max_positions:
+        keep = max_positions - STORAGE_NEW_TOKENS
+        ids = tokenizer(prompts_text, add_special_tokens=False)["input_ids"]
+        prompts_text = [tokenizer.decode(i[-keep:]) if len(i) > keep else t for i, t in zip(ids, prompts_text)]
+    out = greedy_answers(model, tokenizer, prompts_text, STORAGE_NEW_TOKENS, batch_size)
+    return [{"qid": r["qid"], "completion": c} for r, c in zip(rows, out, strict=True)]

@@ -9,9 +9,16 @@ compares:
            RAG relies on;
   bio    - the biographies as plain text (LM loss): how facts get stored, as fine-tuning on
            documents does;
-  recall - closed-book question → answer for HALF of the people (the other half only have their
-           biography): the format that extracts stored facts, without which no fine-tuning on
-           documents could ever show up in closed-book answers.
+  recall - closed-book question → answer for a share of the people (`recall_fraction`, half by
+           default; the others only have their biographies): the format that extracts stored facts,
+           without which no fine-tuning on documents could ever show up in closed-book answers. Its
+           share of the mix is the QA ratio of Allen-Zhu & Li's mixed training;
+  abstain - `mix.abstain` > 0: a question about someone the model never saw, closed-book or with
+           another person's biography as the context → "unknown", so that the model can abstain
+           (Gekhman et al.: fine-tuning on new facts teaches confident guessing).
+Each person has `bio_renderings` fixed biographies (resampled templates, sentences permuted unless
+`permute` is off, the full name in each sentence unless `fullname` is off): the bioS augmentations
+that make stored facts extractable.
 The kinds are mixed (shares `mix`, equal by default) in one shuffled, seeded dataset; that exact text
 is saved (pretrain_mix.jsonl) because fine-tuning replays it to keep the reading skill. Measured: the
 reading skill appears suddenly (an induction-like phase change) after ~20k reading examples; with
@@ -31,7 +38,7 @@ from ragft.model import prompts
 
 log = logging.getLogger(__name__)
 
-KINDS = ("read", "bio", "recall")
+KINDS = ("read", "bio", "recall", "abstain")
 PRETRAIN_MIX = "pretrain_mix.jsonl"
 
 
@@ -57,6 +64,21 @@ def pretrain_people(scfg: Any) -> tuple[list, list]:
     return people[: scfg.pretrain_people], people[scfg.pretrain_people :]
 
 
+def strangers(scfg: Any) -> list:
+    """Pretrain-pool people beyond the training and held-out ones: never seen, so the abstain rows ask
+    about them (as many as there are training people, or what the pool has left)."""
+    from ragft.data import synthbio
+
+    seen = scfg.pretrain_people + scfg.heldout_people
+    n = min(scfg.pretrain_people, len(synthbio.pool_names("pretrain")) - seen)
+    return synthbio.generate_people(seen + n, scfg.seed, pool="pretrain")[seen:]
+
+
+def recallers(people: list, scfg: Any) -> list:
+    """The training people whose closed-book QA the curriculum holds (the first `recall_fraction` of them)."""
+    return people[: int(len(people) * float(scfg.recall_fraction))]
+
+
 def _reading_row(person, people: list, max_distractors: int, rng: random.Random, cfg: Any) -> dict:
     """Context (the person's biography, freshly rendered, among 0..max_distractors others) + question → answer."""
     from ragft.data import synthbio
@@ -70,10 +92,24 @@ def _reading_row(person, people: list, max_distractors: int, rng: random.Random,
     return {"kind": "read", "person_id": person.person_id, "prompt": prompt, "answer": qa.answer}
 
 
+def _abstain_row(stranger, people: list, rng: random.Random, cfg: Any) -> dict:
+    """A question about ``stranger`` → synthbio.ABSTAIN: closed-book, or (half the time) with a known
+    person's biography as the context, as when retrieval finds the wrong document."""
+    from ragft.data import synthbio
+
+    qa = rng.choice(synthbio.make_questions(stranger, rng))
+    if rng.random() < 0.5:
+        prompt = prompts.closed_book_prompt(qa.question, cfg)
+    else:
+        prompt = prompts.context_prompt(qa.question, synthbio.render_biography(rng.choice(people), rng), cfg)
+    return {"kind": "abstain", "person_id": stranger.person_id, "prompt": prompt, "answer": synthbio.ABSTAIN}
+
+
 def _kind_schedule(n_rows: int, mix: Any, rng: random.Random) -> list[str]:
-    """``n_rows`` kinds in the proportions of ``mix`` (weights by kind), shuffled."""
-    total = sum(float(mix[k]) for k in KINDS)
-    counts = {k: int(n_rows * float(mix[k]) / total) for k in KINDS}
+    """``n_rows`` kinds in the proportions of ``mix`` (weights by kind; a kind it omits has none), shuffled."""
+    weights = {k: float(mix.get(k, 0.0)) for k in KINDS}
+    total = sum(weights.values())
+    counts = {k: int(n_rows * weights[k] / total) for k in KINDS}
     counts["read"] += n_rows - sum(counts.values())
     kinds = [k for k in KINDS for _ in range(counts[k])]
     rng.shuffle(kinds)
@@ -81,31 +117,40 @@ def _kind_schedule(n_rows: int, mix: Any, rng: random.Random) -> list[str]:
 
 
 def build_curriculum(people: list, n_rows: int, cfg: Any) -> list[dict]:
-    """``n_rows`` curriculum rows, a third of each kind, in a seeded shuffled order.
+    """``n_rows`` curriculum rows in the proportions of `mix`, in a seeded shuffled order.
 
-    Each person has one fixed biography (their "document", repeated as the bio rows cycle); reading
-    rows render fresh biographies, with 0..read_distractors other people's biographies around the
-    right one; recall rows ask the first half of ``people`` (random question template each time).
+    Each person has `bio_renderings` fixed biographies (their "documents", cycled through as the bio
+    rows repeat); reading rows render fresh biographies, with 0..read_distractors other people's
+    biographies around the right one; recall rows ask the `recallers` (random question template each
+    time); abstain rows ask about `strangers`.
     """
     from ragft.data import synthbio
 
     scfg = cfg.model.scratch
     rng = random.Random(f"curriculum:{scfg.seed}")
-    docs = {p.person_id: synthbio.render_biography(p, rng) for p in people}
-    recallers = people[: len(people) // 2]
+    style = {"permute": bool(scfg.permute), "fullname": bool(scfg.fullname)}
+    docs = {p.person_id: synthbio.render_biography(p, rng, **style) for p in people}
+    extra = {p.person_id: [synthbio.render_biography(p, random.Random(f"curriculum:{scfg.seed}:{p.person_id}:{i}"),
+                                                     **style) for i in range(1, int(scfg.bio_renderings))]
+             for p in people}
     kinds = _kind_schedule(n_rows, scfg.mix, rng)
     bio_order = list(people)
-    recall_pairs = [(p, a) for p in recallers for a in p.attributes]
+    recall_pairs = [(p, a) for p in recallers(people, scfg) for a in p.attributes]
+    unknown = strangers(scfg) if "abstain" in kinds else []
     rng.shuffle(bio_order)
     rng.shuffle(recall_pairs)
     rows, n_bio, n_recall = [], 0, 0
     for kind in kinds:
         if kind == "read":
             rows.append(_reading_row(rng.choice(people), people, scfg.read_distractors, rng, cfg))
+        elif kind == "abstain":
+            rows.append(_abstain_row(rng.choice(unknown), people, rng, cfg))
         elif kind == "bio":
             person = bio_order[n_bio % len(bio_order)]
+            texts = [docs[person.person_id], *extra[person.person_id]]
+            rows.append({"kind": "bio", "person_id": person.person_id,
+                         "text": texts[(n_bio // len(bio_order)) % len(texts)]})
             n_bio += 1
-            rows.append({"kind": "bio", "person_id": person.person_id, "text": docs[person.person_id]})
         else:
             person, attribute = recall_pairs[n_recall % len(recall_pairs)]
             n_recall += 1

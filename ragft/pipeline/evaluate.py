@@ -31,13 +31,37 @@ def read_loss_curve(path, column: str = "loss") -> list[tuple[float, float]]:
         return [(float(r["step"]), float(r[column])) for r in csv.DictReader(fh) if r.get("step") and r.get(column)]
 
 
+def knowledge_blocks(cfg, arms, qa, absent, scores, boot, qids) -> dict:
+    """metrics.json's storage (eval.storage_probe), absent (dataset.absent_people) and groups (questions with a
+    group: synthbio's celebrities) blocks, each only when the experiment measures it."""
+    from ragft.arms import Context
+    from ragft.evaluation import knowledge, scoring
+    from ragft.io import read_jsonl
+
+    out: dict = {}
+    probes = read_jsonl(paths.STORAGE_PROBE) if cfg.eval.storage_probe else []
+    if probes:
+        completions = {m: read_jsonl(paths.storage_completions(m)) for m in cfg.arms.models}
+        closed = {a.model: {q["qid"]: r["exact_match"] for q, r in zip(qa, scores[a.name].per_question)}
+                  for a in arms if a.context == Context.none}
+        out["storage"] = knowledge.storage(probes, completions, closed, boot)
+    if absent:
+        preds = {a.name: scoring.read_predictions(paths.predictions_dir(a.model, a.context), sorted(qids["absent"]),
+                                                  other_split=qids["eval"] | qids["dev"]) for a in arms}
+        out["absent"] = knowledge.abstention(absent, preds, boot)
+    grouped = knowledge.groups(qa, {a: s.per_question for a, s in scores.items()}, str(cfg.eval.primary_metric), boot)
+    if grouped:
+        out["groups"] = grouped
+    return out
+
+
 def evaluate(cfg, run) -> None:
     import csv
 
     from ragft.arms import Context, product
     from ragft.config import ConfigError, plain
     from ragft.data.rows import read_scored_questions, split_rows
-    from ragft.evaluation import costs, factorial, judge, robustness, scoring
+    from ragft.evaluation import costs, factorial, judge, knowledge, robustness, scoring
     from ragft.evaluation.verdict import verdict
     from ragft.finetune.contamination import contamination_report
     from ragft.io import atomic_file, flatten, json_safe, read_json, read_jsonl, write_json
@@ -53,7 +77,7 @@ def evaluate(cfg, run) -> None:
         raise ConfigError(f"params.yaml: field 'eval.judge.arms' names {unknown}, which are not arms of this experiment; "
                           f"choose from {[a.name for a in arms]} (or null for every arm).")
     scored = read_scored_questions(paths.PREPARED, ("question", "answer"))
-    qa, dev = split_rows(scored, "eval"), split_rows(scored, "dev")
+    qa, dev, absent = split_rows(scored, "eval"), split_rows(scored, "dev"), split_rows(scored, "absent")
     chunks = read_jsonl(paths.CHUNKS_FILE)
     retrieval, index = read_json(paths.RETRIEVAL_METRICS), read_json(paths.INDEX_METRICS)
     trained = {m: read_json(paths.model_dir(m) / paths.TRAIN_METRICS) for m in cfg.arms.trained}
@@ -61,17 +85,19 @@ def evaluate(cfg, run) -> None:
     timings = {a.name: read_json(paths.predictions_dir(a.model, a.context) / paths.TIMINGS) for a in arms}
 
     t0 = time.perf_counter()
-    dev_qids = {q["qid"] for q in dev}
-    scores, preds = scoring.evaluate_arms(arms, qa, chunks, paths.PREDICTIONS, use_ragas=ev.ragas, other_split=dev_qids)
+    qids = {name: {q["qid"] for q in rows} for name, rows in (("eval", qa), ("dev", dev), ("absent", absent))}
+    scores, preds = scoring.evaluate_arms(arms, qa, chunks, paths.PREDICTIONS, use_ragas=ev.ragas,
+                                          other_split=qids["dev"] | qids["absent"])
     boot = factorial.Bootstrap(ev.bootstrap_resamples, ev.confidence, ev.seed)
     contamination = contamination_report(qa, chunks, trained, seed=ev.seed)
     metric = str(ev.primary_metric)
     doc = factorial.metrics_document(scores, boot, {"contamination": contamination}, metric=metric)
-    doc["split"] = {"eval": len(qa), "dev": len(dev)}
+    doc["split"] = {"eval": len(qa), "dev": len(dev)} | ({"absent": len(absent)} if absent else {})
     if dev:   # the same arms on dev: answer metrics with CIs (no ragas, no judge: the search reads these)
         dev_scores, _ = scoring.evaluate_arms(arms, dev, chunks, paths.PREDICTIONS, use_ragas=False,
-                                              other_split={q["qid"] for q in qa})
+                                              other_split=qids["eval"] | qids["absent"])
         doc["dev"] = factorial.metrics_table(dev_scores, factorial.arm_intervals(dev_scores, boot))
+    doc.update(knowledge_blocks(cfg, arms, qa, absent, scores, boot, qids))
     judged = None
     if ev.judge.enabled:  # LLM-judged ragas metrics; NaN judgements stay NaN (null) and are counted
         texts_by_chunk, _ = scoring.chunk_texts(chunks)
@@ -122,7 +148,8 @@ def evaluate(cfg, run) -> None:
     run.write_record(paths.REPORTS)
 
     run.log_metrics(flatten({k: doc[k] for k in ("arms", "effects")}) | flatten({"compare": doc["differences"]})
-                    | flatten({"dev": doc.get("dev", {})}) | {"scoring_seconds": scoring_seconds})
+                    | flatten({"dev": doc.get("dev", {})}) | knowledge.summary_rows(doc)
+                    | {"scoring_seconds": scoring_seconds})
     run.log_table(table, artifact_file="per_question.json")
     for path in written:
         run.log_artifact(path, "plots" if path.suffix == ".png" else None)

@@ -3,7 +3,8 @@
     python stages/infer.py +arm.model=<base|finetuned|raft>
 
 The model is loaded once and answers each context in turn (loading and starting a process cost more
-than most arms' generation). Writes data/predictions/<model>/<context>/: predictions.jsonl
+than most arms' generation), then continues the storage probe's document prefixes (eval.storage_probe:
+data/predictions/<model>/storage_probe.jsonl). Writes data/predictions/<model>/<context>/: predictions.jsonl
 (deterministic: byte-identical on a rerun), arm.json (the arm, its generator, the decoding) and
 timings.json (wall clock, varies). DVC reruns the stage when any of its contexts changes; the contexts
 whose prompts did not change come from the answer cache (ragft.model.answer_cache), so such a rerun
@@ -55,6 +56,11 @@ class InProcess:
 
         return answer_questions(rows, self.model, self.tokenizer, self.cfg, cache, self.identity)
 
+    def complete(self, rows):
+        from ragft.model.probe import complete
+
+        return complete(self.model, self.tokenizer, rows, int(self.cfg.inference.batch_size), self.max_positions())
+
 
 class Served:
     """inference.engine=openai: an OpenAI-compatible server answers; only the tokenizer is loaded here (the
@@ -100,7 +106,8 @@ class Served:
 def infer(cfg, run) -> None:
     from omegaconf import OmegaConf
 
-    from ragft.io import DataError, atomic_dir, read_json, write_json, write_jsonl
+    from ragft.config import ConfigError
+    from ragft.io import DataError, atomic_dir, read_json, read_jsonl, write_json, write_jsonl
     from ragft.model.answer_cache import AnswerCache, default_dir
     from ragft.model.generation import read_contexts
     from ragft.retrieval import robustness
@@ -115,6 +122,11 @@ def infer(cfg, run) -> None:
             raise DataError(f"{paths.ROBUSTNESS_CONTEXTS / 'conditions.json'}: no conditions, but robustness.enabled "
                             "is true. Fix: `dvc repro contexts` (it writes them when robustness is enabled).")
         sweep = {c["name"]: read_contexts(paths.robustness_context(c["name"])) for c in listed}
+    probe = read_jsonl(paths.STORAGE_PROBE) if paths.STORAGE_PROBE.exists() else []
+    if probe and str(cfg.inference.engine) == "openai":
+        raise ConfigError("params.yaml: field 'eval.storage_probe' is true, but the storage probe continues document "
+                          "text in process and inference.engine=openai answers through a server. Fix: set "
+                          "eval.storage_probe=false, or inference.engine=hf.")
     adapter = paths.model_dir(model_name) if arms[0].is_tuned else None
     engine = (Served if str(cfg.inference.engine) == "openai" else InProcess)(cfg, model_name, adapter)
     manifest = engine.manifest
@@ -147,6 +159,10 @@ def infer(cfg, run) -> None:
             write_json(cond_dir / paths.TIMINGS, timings)
             log.info("robustness %s/%s: %.1f questions/s%s", model_name, condition, timings["questions_per_second"],
                      " (from the answer cache)" if timings["from_cache"] else "")
+        if probe:
+            completions = engine.complete(probe)
+            write_jsonl(out / paths.storage_completions(model_name).name, completions)
+            log.info("storage probe: %s continued %d document prefixes", model_name, len(completions))
         run.write_record(out)
 
 

@@ -99,6 +99,10 @@ class Report:
     robustness: dict = field(default_factory=dict)          # metrics/robustness.json (ragft.evaluation.robustness)
     decision: dict = field(default_factory=dict)            # ragft.evaluation.costs.measured(metrics.json's decision)
     dev: dict[str, dict] = field(default_factory=dict)      # arm → its metrics on the dev split (dataset.dev_fraction)
+    # what the models know (ragft.evaluation.knowledge): model → storage probe, arm → abstention, group → arm → score
+    storage: dict[str, dict] = field(default_factory=dict)
+    absent: dict[str, dict] = field(default_factory=dict)
+    groups: dict[str, dict] = field(default_factory=dict)
     title: str = TITLE
 
     @property
@@ -319,4 +323,7 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         robustness=robustness or {},
         decision=decision or {},
         dev={a: doc["dev"][a] for a in arm_names if a in doc.get("dev", {})},
+        storage=doc.get("storage") or {},
+        absent={a: doc["absent"][a] for a in arm_names if a in (doc.get("absent") or {})},
+        groups={g: {a: arms[a] for a in arm_names if a in arms} for g, arms in (doc.get("groups") or {}).items()},
     )

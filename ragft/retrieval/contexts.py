@@ -43,8 +43,10 @@ def retrieved_contexts(questions: list[dict], ranked: list[dict], chunks: list[d
 
 
 def _gold_docs(q: dict) -> list[str]:
+    """A question's gold documents; none for a question about no document (the absent split: its oracle
+    context is empty, and with distractors it is the distractors alone)."""
     docs = q.get("doc_ids") or []
-    if not docs:
+    if not docs and q.get("split") != "absent":
         raise DataError(
             f"data/prepared/qa_eval.jsonl: question {q['qid']!r} has no doc_ids, so its oracle context is unknown. "
             "Fix: give every QA row the id(s) of the document(s) that answer it, or drop the oracle arms from arms.contexts."
@@ -64,7 +66,7 @@ def oracle_contexts(questions: list[dict], chunks: list[dict]) -> list[dict]:
     rows = []
     for q in sorted(questions, key=lambda q: q["qid"]):
         picked = [_chunk_row(c) for d in _gold_docs(q) for c in by_doc.get(d, [])]
-        if not picked:
+        if not picked and q.get("split") != "absent":
             raise DataError(
                 f"data/chunks/chunks.jsonl: no chunk of gold document(s) {_gold_docs(q)} (question {q['qid']!r}). "
                 "Fix: `dvc repro chunk` so the chunks cover data/prepared/documents.jsonl."

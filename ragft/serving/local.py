@@ -32,9 +32,12 @@ def merged_folder(model: str, root: Path = Path(".")) -> Path:
     """A folder with ``model``'s weights merged, for a server: the exported one, else one merged now (cached
     by the adapter's hash, so a retrained adapter gets a fresh merge)."""
     from ragft.finetune.lora import export_merged
+    from ragft.model.loading import is_full_model
     from ragft.model.manifest import weights_hash
 
     adapter = root / paths.model_dir(model)
+    if is_full_model(adapter):   # finetune.method=full: the folder is the whole model, tokenizer included
+        return adapter
     if not (adapter / "adapter_config.json").exists():
         raise DataError(f"{adapter}: no adapter for model {model!r}. Run `dvc repro finetune@{model}` first.")
     exported = adapter / paths.MERGED_DIR

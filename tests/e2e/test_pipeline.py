@@ -65,6 +65,24 @@ def test_metrics_have_every_arm(repo):
     assert verdict["text"].split(";")[0].replace("&", "&amp;") in (repo.root / paths.HTML_REPORT).read_text()
 
 
+def test_the_knowledge_blocks_measure_storage_abstention_and_groups(repo):
+    doc = json.loads((repo.root / paths.EVAL_METRICS).read_text())
+    assert doc["split"]["absent"] == 10                       # 2 absent people x 5 questions
+    assert set(doc["storage"]) == set(MODELS)
+    for entry in doc["storage"].values():
+        assert 0 < entry["completion"]["n"] <= doc["split"]["eval"]
+        assert 0.0 <= entry["completion"]["estimate"] <= 1.0 and entry["closed_book"]["n"] == entry["completion"]["n"]
+    probes = len((repo.root / paths.STORAGE_PROBE).read_text().splitlines())
+    for model in MODELS:
+        assert len((repo.root / paths.storage_completions(model)).read_text().splitlines()) == probes
+    assert set(doc["absent"]) == ARMS and all(a["abstained"]["n"] == 10 for a in doc["absent"].values())
+    assert set(doc["groups"]) == {"celebrity", "minority"} and set(doc["groups"]["minority"]) == ARMS
+    html = (repo.root / paths.HTML_REPORT).read_text()
+    md = (repo.root / paths.COMPARISON_REPORT).read_text()
+    assert 'id="knowledge"' in html and "## Stored versus extractable" in md
+    assert "## Questions about people absent from the corpus" in md and "by group of people" in md
+
+
 def test_mlflow_holds_a_run_for_every_stage(repo):
     db = repo.root / "mlflow.db"
     assert db.exists(), "the default store is a SQLite file at the repo root"

@@ -383,6 +383,7 @@ def test_prepare_writes_the_split_corpus(tmp_path, ds):
         "qa_train": 50,
         "qa_dev": 0,
         "qa_eval": 50,
+        "qa_absent": 0,
         "train_documents": 10,
         "dev_documents": 0,
         "eval_documents": 10,

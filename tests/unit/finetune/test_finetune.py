@@ -260,3 +260,61 @@ def test_validation_curve_csv(tmp_path):
     assert (tmp_path / "v.csv").read_text() == "step,eval_loss\n2,2.000000\n4,1.500000\n"
     assert write_validation_curve(tmp_path / "off.csv", history[:1]) == 0
     assert (tmp_path / "off.csv").read_text() == "step,eval_loss\n"
+
+
+# --------------------------------------------------------------------------- injection recipes (issue: testbed)
+
+
+def test_pit_trains_the_training_qa_and_documents_first_then_the_held_out_documents(tiny_cfg, prepared):
+    from ragft.finetune import recipes
+
+    cfg = cfg_with(tiny_cfg, mode="pit")
+    loaded = recipes.read_prepared(prepared, "finetuned", cfg.finetune)
+    rows = recipes.task_rows(cfg, loaded, tokenizer=None)
+    first, second = recipes.phases(rows)
+    held_out = {d for name in ("qa_eval.jsonl", "qa_dev.jsonl") for q in loaded[name] for d in q["doc_ids"]}
+    assert {r["kind"] for r in first} == {"doc", "qa"} and {r["kind"] for r in second} == {"doc"}
+    assert not {r["doc_id"] for r in first if r["kind"] == "doc"} & held_out
+    assert {r["doc_id"] for r in second} == held_out
+    assert len(first) + len(second) == len(recipes.task_rows(cfg_with(tiny_cfg, mode="docs+qa"), loaded, None))
+    assert recipes.phases(recipes.task_rows(cfg_with(tiny_cfg, mode="docs"), loaded, None)).__len__() == 1
+
+
+def test_pit_runs_two_phases_with_one_loss_curve(tiny_cfg, base_dir, prepared, tmp_path):
+    cfg = cfg_with(tiny_cfg, mode="pit", max_steps=2, replay=0.5)
+    result = run(cfg, base_dir, prepared, tmp_path / "ft")
+    assert result.manifest["phases"] == 2 and result.manifest["steps"] == 4 == result.metrics["steps"]
+    steps = [e["step"] for e in result.log_history if "loss" in e]
+    assert steps == sorted(steps) and max(steps) == 4 and {e["phase"] for e in result.log_history if "loss" in e} == {1, 2}
+    assert result.manifest["rows"]["replay"] > 0
+
+
+def test_full_fine_tuning_saves_a_whole_model_that_loads_and_differs_from_the_base(tiny_cfg, base_dir, prepared, tmp_path):
+    cfg = cfg_with(tiny_cfg, mode="docs", method="full", max_steps=3, replay=0.0)
+    result = run(cfg, base_dir, prepared, tmp_path / "ft")
+    assert result.manifest["method"] == "full" and result.manifest["lora"] is None
+    assert result.metrics["trainable_params"] == result.manifest["total_params"]
+    assert (tmp_path / "ft" / "model.safetensors").exists() and not (tmp_path / "ft" / "adapter_config.json").exists()
+    model, tokenizer, manifest = load_generator(base_dir, tmp_path / "ft", device="cpu")
+    assert manifest == json.loads((base_dir / "manifest.json").read_text()), "the manifest stays the base model's"
+    plain, _, _ = load_generator(base_dir, device="cpu")
+    ids = tokenizer(["question : where was ada born ? answer :"], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(model(**ids).logits, result.model(**ids).logits, atol=1e-6)
+        assert not torch.allclose(model(**ids).logits, plain(**ids).logits)
+
+
+def test_lora_can_cover_the_embeddings(tiny_cfg, base_dir, prepared, tmp_path):
+    cfg = cfg_with(tiny_cfg, mode="docs", max_steps=1, replay=0.0, lora={"target_modules": ["c_attn", "c_fc", "wte"]})
+    with_emb = run(cfg, base_dir, prepared, tmp_path / "emb")
+    without = run(cfg_with(tiny_cfg, mode="docs", max_steps=1, replay=0.0, lora={"target_modules": ["c_attn", "c_fc"]}),
+                  base_dir, prepared, tmp_path / "no")
+    assert with_emb.metrics["trainable_params"] > without.metrics["trainable_params"]
+    load_generator(base_dir, tmp_path / "emb", device="cpu")
+
+
+def test_qlora_with_full_fine_tuning_is_refused(default_cfg):
+    from ragft.config import validate
+
+    with pytest.raises(ConfigError, match="finetune.method=lora"):
+        validate(OmegaConf.merge(default_cfg, {"finetune": {"method": "full", "qlora": True}}))

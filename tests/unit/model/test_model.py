@@ -141,7 +141,7 @@ def test_curriculum_mixes_kinds_and_is_seeded(tiny_cfg):
     rows = scratch.build_curriculum(people, 90, tiny_cfg)
     assert rows == scratch.build_curriculum(people, 90, tiny_cfg)
     kinds = [r["kind"] for r in rows]
-    assert {k: kinds.count(k) for k in scratch.KINDS} == {"read": 30, "bio": 30, "recall": 30}
+    assert {k: kinds.count(k) for k in scratch.KINDS} == {"read": 30, "bio": 30, "recall": 30, "abstain": 0}
     assert len(set(kinds[:12])) == 3, "kinds are shuffled together, not in blocks"
     half = {p.person_id for p in people[: len(people) // 2]}
     assert {r["person_id"] for r in rows if r["kind"] == "recall"} <= half
@@ -279,3 +279,47 @@ def test_hub_id_unreachable_offline_is_a_config_error(tiny_cfg):
     cfg = hub_cfg(tiny_cfg, path="someorg/not-cached-model", revision="b" * 40)
     with pytest.raises(ConfigError, match="HF_HUB_OFFLINE"):
         hub.load_hub_model(cfg.model)
+
+
+def test_curriculum_knobs_recall_share_renderings_and_abstain(tiny_cfg):
+    from omegaconf import OmegaConf
+
+    from ragft.data import synthbio
+
+    cfg = OmegaConf.merge(tiny_cfg, {"model": {"scratch": {
+        "pretrain_people": 8, "recall_fraction": 0.25, "bio_renderings": 3, "permute": False, "fullname": False,
+        "mix": {"read": 1.0, "bio": 2.0, "recall": 1.0, "abstain": 1.0}}}})
+    scfg = cfg.model.scratch
+    people, heldout = scratch.pretrain_people(scfg)
+    rows = scratch.build_curriculum(people, 100, cfg)
+    assert rows == scratch.build_curriculum(people, 100, cfg)
+    kinds = [r["kind"] for r in rows]
+    assert {k: kinds.count(k) for k in scratch.KINDS} == {"read": 20, "bio": 40, "recall": 20, "abstain": 20}
+    recallers = {p.person_id for p in scratch.recallers(people, scfg)}
+    assert len(recallers) == int(len(people) * 0.25)
+    assert {r["person_id"] for r in rows if r["kind"] == "recall"} <= recallers
+    by_id = {p.person_id: p for p in people}
+    bios: dict[str, set] = {}
+    for r in rows:
+        if r["kind"] == "bio":
+            bios.setdefault(r["person_id"], set()).add(r["text"])
+            assert r["text"].count(by_id[r["person_id"]].name) == 1, "fullname off: the name once, then He/She"
+    assert max(len(v) for v in bios.values()) > 1 and all(len(v) <= 3 for v in bios.values())
+    strangers = {p.person_id for p in scratch.strangers(scfg)}
+    assert not strangers & {p.person_id for p in people + heldout}
+    abstain = [r for r in rows if r["kind"] == "abstain"]
+    assert {r["answer"] for r in abstain} == {synthbio.ABSTAIN} and {r["person_id"] for r in abstain} <= strangers
+    assert any("context :" in r["prompt"] for r in abstain) and any("context :" not in r["prompt"] for r in abstain)
+
+
+def test_scratch_knobs_are_checked(default_cfg):
+    from omegaconf import OmegaConf
+
+    from ragft.config import ConfigError, validate
+
+    for scratch_override, field in [({"mix": {"reed": 1.0}}, "model.scratch.mix"),
+                                    ({"recall_fraction": 0.0}, "model.scratch.recall_fraction"),
+                                    ({"bio_renderings": 0}, "model.scratch.bio_renderings")]:
+        cfg = OmegaConf.merge(default_cfg, {"model": {"source": "scratch", "path": None, "scratch": scratch_override}})
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            validate(cfg)
