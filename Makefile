@@ -120,6 +120,9 @@ seeds: setup
 tune: setup
 	$(VENV)/bin/ragft tune $(ARGS)
 
+injection: setup
+	$(VENV)/bin/ragft injection $(ARGS)
+
 # make compare (the latest sweep), ARGS="--sweep NAME", ARGS=--all, or ARGS="exp-a exp-b"
 compare: setup
 	$(VENV)/bin/ragft compare $(ARGS)

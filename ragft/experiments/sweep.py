@@ -269,6 +269,36 @@ def run_sweep(overrides: list[str], jobs: int = 2, name: str | None = None, kind
     return SweepResult(name, record_path, entry, problems)
 
 
+class Runner:
+    """How a batch of named experiments (`ragft tune`'s trials, `ragft injection`'s settings) runs and is read
+    back; the real one uses DVC's queue through run_sweep (tests pass a stand-in)."""
+
+    def __init__(self, kind: str = "tune"):
+        self.kind = kind
+
+    def run(self, batch: list[tuple[str, list[str]]], jobs: int, tag: str) -> list[str]:
+        """Run the named experiments; return the problems (empty: every one succeeded)."""
+        os.environ["RAGFT_SWEEP"] = tag   # every experiment's MLflow parent run carries the search's name
+        result = run_sweep([], jobs=jobs, name=f"{tag}-batch", kind=self.kind, named=batch, record=False)
+        return result.problems
+
+    def metrics(self, name: str) -> tuple[str, dict | None, str]:
+        """(state, metrics/metrics.json, the experiment's log) of a finished experiment."""
+        from ragft.experiments.expshow import metrics_at
+
+        root, env = dvc_root(), worker_env()
+        found = {s.name: s for s in experiments(exp_show(root, env))}.get(name)
+        if found is None:
+            return "missing", None, ""
+        doc = metrics_at(found.rev, root)
+        try:
+            text = dvc(root, env, "queue", "logs", name, timeout=120)
+        except Exception as err:  # the log is only for the reuse count: a missing one must not fail the search
+            log.warning("no queue log for %s (%s): its stage counts are unknown", name, err)
+            text = ""
+        return found.state, doc, text
+
+
 def write_record(path: Path, entry: dict[str, Any]) -> None:
     """reports/sweeps/<name>.json: what `ragft compare --sweep <name>` compares."""
     from ragft.io import write_json

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ragft import paths
+from ragft.experiments.sweep import Runner
 
 log = logging.getLogger("ragft.experiments.tune")
 
@@ -322,38 +323,6 @@ class Trial:
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("number", "name", "params", "state", "objective", "dev_ci", "eval",
                                               "eval_ci", "stages")}
-
-
-@dataclass
-class Runner:
-    """How a batch of experiments runs and is read back; the real one uses DVC (tests pass a stand-in)."""
-
-    def run(self, batch: list[tuple[str, list[str]]], jobs: int, tag: str) -> list[str]:
-        """Run the named experiments; return the problems (empty: every one succeeded)."""
-        import os
-
-        from ragft.experiments.sweep import run_sweep
-
-        os.environ["RAGFT_SWEEP"] = tag   # every trial's MLflow parent run carries the tune's name
-        result = run_sweep([], jobs=jobs, name=f"{tag}-batch", kind="tune", named=batch, record=False)
-        return result.problems
-
-    def metrics(self, name: str) -> tuple[str, dict | None, str]:
-        """(state, metrics/metrics.json, the experiment's log) of a finished experiment."""
-        from ragft.experiments.expshow import experiments, metrics_at
-        from ragft.experiments.sweep import dvc, dvc_root, exp_show, worker_env
-
-        root, env = dvc_root(), worker_env()
-        found = {s.name: s for s in experiments(exp_show(root, env))}.get(name)
-        if found is None:
-            return "missing", None, ""
-        doc = metrics_at(found.rev, root)
-        try:
-            text = dvc(root, env, "queue", "logs", name, timeout=120)
-        except Exception as err:  # the log is only for the reuse count: a missing one must not fail the search
-            log.warning("no queue log for %s (%s): its stage counts are unknown", name, err)
-            text = ""
-        return found.state, doc, text
 
 
 def _warn(problems: list[str]) -> None:

@@ -382,3 +382,29 @@ def search_history(record: dict):
     ax.set_title(f"tune {record['name']}")
     ax.legend(fontsize="small")
     return fig
+
+
+def knob_effects(record: dict):
+    """`ragft injection`: each setting's closed-book score after fine-tuning (CI bars), the reference's as a
+    band, the base model's closed-book score as a line: what each knob does to knowledge injection."""
+    rows = [r for r in record["settings"] if r.get("injected")]
+    if not rows:
+        return None
+    fig = _figure(max(5.0, 1.2 + 0.9 * len(rows)), 3.8)
+    ax = fig.subplots()
+    xs = list(range(len(rows)))
+    est = [100 * r["injected"]["estimate"] for r in rows]
+    low = [100 * (r["injected"]["estimate"] - (r["injected"]["ci_low"] or r["injected"]["estimate"])) for r in rows]
+    high = [100 * ((r["injected"]["ci_high"] or r["injected"]["estimate"]) - r["injected"]["estimate"]) for r in rows]
+    ax.bar(xs, est, yerr=[low, high], capsize=4, color=["grey" if i == 0 else "tab:blue" for i in xs])
+    ref = rows[0]["injected"]
+    if ref.get("ci_low") is not None:
+        ax.axhspan(100 * ref["ci_low"], 100 * ref["ci_high"], color="grey", alpha=0.15, label="reference CI")
+    base = rows[0].get("base_closed_book")
+    if base:
+        ax.axhline(100 * base["estimate"], linestyle="--", color="black", label="base model, closed-book")
+    ax.set_xticks(xs, [r["name"] for r in rows], rotation=30, ha="right")
+    ax.set_ylabel(f"{record['arm']} {record['metric']} (%)")
+    ax.set_title(f"injection {record['name']}")
+    ax.legend(fontsize="small")
+    return fig
