@@ -406,6 +406,9 @@ class ScratchModelConfig:
     bio_renderings: int = 1          # fixed biographies per pretrain person (bioS multiM: resampled templates)
     permute: bool = True             # their sentences in random order
     fullname: bool = True            # the full name in every sentence (false: then He/She)
+    # the vocabulary also covers the injection knobs' words (He/She, derived questions, "unknown"); off, the
+    # tokenizer (and so every testbed number) is what it was before those knobs existed
+    knowledge_words: bool = False
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.mix) - {"read", "bio", "recall", "abstain"})
@@ -419,6 +422,9 @@ class ScratchModelConfig:
                "model.scratch.recall_fraction", self.recall_fraction,
                "recall rows need at least one person: raise it, or set model.scratch.mix.recall=0")
         _check(self.bio_renderings >= 1, "model.scratch.bio_renderings", self.bio_renderings, "it must be >= 1")
+        _check(self.knowledge_words or (self.fullname and float(self.mix.get("abstain", 0.0)) == 0),
+               "model.scratch.knowledge_words", self.knowledge_words,
+               "fullname=false and mix.abstain > 0 need the pronouns and 'unknown' in the vocabulary: set it to true")
 
 
 @dataclass

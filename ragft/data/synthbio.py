@@ -331,10 +331,12 @@ def derived_questions(people: Sequence[Person], kinds: Sequence[str], seed: int)
     return out
 
 
-def lexicon() -> list[str]:
-    """Every token (``TOKEN_RE``) the generator can emit in names, values, biographies and questions."""
+def lexicon(knowledge_words: bool = False) -> list[str]:
+    """Every token (``TOKEN_RE``) the generator can emit in names, values, biographies and questions; with
+    ``knowledge_words`` also those of the knowledge-injection knobs (He/She, derived questions, ABSTAIN)."""
     texts = [*FIRST_NAMES, *LAST_NAMES, *MONTHS, ",", *map(str, DAYS), *map(str, YEARS)]
-    texts += [*PRONOUNS, *(p.lower() for p in PRONOUNS), *DERIVED_WORDS, ABSTAIN]
+    if knowledge_words:
+        texts += [*PRONOUNS, *(p.lower() for p in PRONOUNS), *DERIVED_WORDS, ABSTAIN]
     texts += [v for values in VALUES.values() for v in values]
     for templates in (*BIO_TEMPLATES.values(), *QUESTION_TEMPLATES.values()):
         texts += [t.replace("{name}", " ").replace("{value}", " ") for t in templates]

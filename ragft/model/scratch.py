@@ -166,7 +166,7 @@ def tokenizer_texts(people: list, documents: list[dict], cfg: Any) -> list[str]:
     from ragft.data import synthbio
 
     rng = random.Random(f"tokenizer:{cfg.model.scratch.seed}")
-    texts = [cfg.prompt.closed_book_template, cfg.prompt.context_template, *synthbio.lexicon()]
+    texts = [cfg.prompt.closed_book_template, cfg.prompt.context_template, *synthbio.lexicon(bool(cfg.model.scratch.knowledge_words))]
     for p in people:
         texts.append(synthbio.render_biography(p, rng))
         texts += [qa.question + " " + qa.answer for qa in synthbio.make_questions(p, rng)]

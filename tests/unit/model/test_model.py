@@ -287,7 +287,7 @@ def test_curriculum_knobs_recall_share_renderings_and_abstain(tiny_cfg):
     from ragft.data import synthbio
 
     cfg = OmegaConf.merge(tiny_cfg, {"model": {"scratch": {
-        "pretrain_people": 8, "recall_fraction": 0.25, "bio_renderings": 3, "permute": False, "fullname": False,
+        "pretrain_people": 8, "knowledge_words": True, "recall_fraction": 0.25, "bio_renderings": 3, "permute": False, "fullname": False,
         "mix": {"read": 1.0, "bio": 2.0, "recall": 1.0, "abstain": 1.0}}}})
     scfg = cfg.model.scratch
     people, heldout = scratch.pretrain_people(scfg)
@@ -319,7 +319,13 @@ def test_scratch_knobs_are_checked(default_cfg):
 
     for scratch_override, field in [({"mix": {"reed": 1.0}}, "model.scratch.mix"),
                                     ({"recall_fraction": 0.0}, "model.scratch.recall_fraction"),
-                                    ({"bio_renderings": 0}, "model.scratch.bio_renderings")]:
+                                    ({"bio_renderings": 0}, "model.scratch.bio_renderings"),
+                                    ({"fullname": False}, "model.scratch.knowledge_words")]:
         cfg = OmegaConf.merge(default_cfg, {"model": {"source": "scratch", "path": None, "scratch": scratch_override}})
         with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
             validate(cfg)
+
+
+def test_the_knowledge_words_extend_the_lexicon_only_when_asked():
+    plain, extended = set(synthbio.lexicon()), set(synthbio.lexicon(knowledge_words=True))
+    assert plain < extended and {"She", "he", "unknown", "Whose", "earlier"} <= extended - plain
