@@ -261,19 +261,9 @@ def plot(record: dict) -> bytes | None:
 
 def write_results(record: dict, root: Path = Path(".")) -> list[Path]:
     """reports/injection/<name>.{json,md,png} and reports/sweeps/<name>.json (for `ragft compare --sweep`)."""
-    from ragft.experiments.sweep import SWEEPS_DIR, write_record
-    from ragft.io import atomic_file, write_json
+    from ragft.experiments.sweep import SWEEPS_DIR, write_outputs, write_record
 
-    base = root / INJECTION_DIR / record["name"]
-    write_json(base.with_suffix(".json"), record)
-    with atomic_file(base.with_suffix(".md")) as fh:
-        fh.write(render(record))
-    written = [base.with_suffix(".json"), base.with_suffix(".md")]
-    png = plot(record)
-    if png:
-        with atomic_file(base.with_suffix(".png"), "wb") as fh:
-            fh.write(png)
-        written.append(base.with_suffix(".png"))
+    written = write_outputs(root / INJECTION_DIR / record["name"], record, render(record), plot(record))
     write_record(root / SWEEPS_DIR / f"{record['name']}.json", {
         "name": record["name"], "kind": "injection",
         "created": datetime.now().astimezone().isoformat(timespec="seconds"), "overrides": record["fixed"],

@@ -299,6 +299,22 @@ class Runner:
         return found.state, doc, text
 
 
+def write_outputs(base: Path, record: dict[str, Any], markdown: str, png: bytes | None) -> list[Path]:
+    """A search's or a knob sweep's result files: <base>.json (the record), <base>.md and, when there is a
+    figure, <base>.png, each written atomically; returns the paths written."""
+    from ragft.io import atomic_file, write_json
+
+    write_json(base.with_suffix(".json"), record)
+    with atomic_file(base.with_suffix(".md")) as fh:
+        fh.write(markdown)
+    written = [base.with_suffix(".json"), base.with_suffix(".md")]
+    if png:
+        with atomic_file(base.with_suffix(".png"), "wb") as fh:
+            fh.write(png)
+        written.append(base.with_suffix(".png"))
+    return written
+
+
 def write_record(path: Path, entry: dict[str, Any]) -> None:
     """reports/sweeps/<name>.json: what `ragft compare --sweep <name>` compares."""
     from ragft.io import write_json

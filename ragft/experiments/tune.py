@@ -461,7 +461,7 @@ def render(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(record: dict) -> bytes:
+def plot(record: dict) -> bytes | None:
     """The search's history: each trial's dev objective, the best so far, the default's as a line."""
     from ragft.reporting import plots
 
@@ -470,22 +470,16 @@ def plot(record: dict) -> bytes:
 
 def write_results(record: dict, root: Path = Path(".")) -> list[Path]:
     """reports/tune/<name>.{json,md,png} and reports/sweeps/<name>.json (for `ragft compare --sweep`)."""
-    from ragft.experiments.sweep import SWEEPS_DIR, write_record
-    from ragft.io import atomic_file, write_json
+    from ragft.experiments.sweep import SWEEPS_DIR, write_outputs, write_record
 
-    base = root / TUNE_DIR / record["name"]
-    write_json(base.with_suffix(".json"), record)
-    with atomic_file(base.with_suffix(".md")) as fh:
-        fh.write(render(record))
-    with atomic_file(base.with_suffix(".png"), "wb") as fh:
-        fh.write(plot(record))
+    written = write_outputs(root / TUNE_DIR / record["name"], record, render(record), plot(record))
     entries = [record["default"], *record["trials"]]
     write_record(root / SWEEPS_DIR / f"{record['name']}.json", {
         "name": record["name"], "kind": "tune", "created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "overrides": record["fixed"], "jobs": record["jobs"], "baseline_rev": record.get("baseline_rev", ""),
         "wall_seconds": record["wall_seconds"], "drained": True, "problems": [],
         "experiments": [{"name": e["name"], "state": e["state"]} for e in entries]})
-    return [base.with_suffix(s) for s in (".json", ".md", ".png")]
+    return written
 
 
 # --------------------------------------------------------------------------- command line
