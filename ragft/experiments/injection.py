@@ -286,22 +286,15 @@ def run(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
-    from ragft.experiments.expshow import experiments
-    from ragft.experiments.sweep import SweepError, dvc_root, exp_show, worker_env
+    from ragft.experiments.sweep import SweepError, claim_name, dvc_root
 
     try:
         plan = load_plan(args.plan, args.jobs)     # the file alone: before anything else
         root = dvc_root()
         os.chdir(root)
         check_plan(plan)
-        name = args.name or f"injection-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        if not NAME.match(name):
-            raise PlanError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
-        if (INJECTION_DIR / f"{name}.json").exists():
-            raise PlanError(f"{INJECTION_DIR / name}.json exists: pick another --name")
-        taken = {s.name for s in experiments(exp_show(root, worker_env()))} & {f"{name}-{s.name}" for s in plan.settings}
-        if taken:
-            raise PlanError(f"experiments {sorted(taken)} exist already: pick another --name")
+        name = claim_name(args.name, "injection", INJECTION_DIR, lambda n: {f"{n}-{s.name}" for s in plan.settings},
+                          root)
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
         record = run_plan(plan, name)
         record["baseline_rev"] = head

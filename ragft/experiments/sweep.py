@@ -299,6 +299,21 @@ class Runner:
         return found.state, doc, text
 
 
+def claim_name(name: str | None, prefix: str, results_dir: Path, experiment_names, root: Path) -> str:
+    """The name of a search or knob sweep (default <prefix>-<timestamp>), refused (SweepError) before anything
+    runs when it is not a name, when <results_dir>/<name>.json exists, or when any of
+    ``experiment_names(name)`` (the DVC experiments it would create) exists already."""
+    name = name or f"{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if not NAME.match(name):
+        raise SweepError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
+    if (results_dir / f"{name}.json").exists():
+        raise SweepError(f"{results_dir / name}.json exists: pick another --name")
+    taken = {s.name for s in experiments(exp_show(root, worker_env()))} & set(experiment_names(name))
+    if taken:
+        raise SweepError(f"experiments {sorted(taken)} exist already: pick another --name")
+    return name
+
+
 def write_outputs(base: Path, record: dict[str, Any], markdown: str, png: bytes | None) -> list[Path]:
     """A search's or a knob sweep's result files: <base>.json (the record), <base>.md and, when there is a
     figure, <base>.png, each written atomically; returns the paths written."""

@@ -495,23 +495,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from ragft.experiments.expshow import experiments
-    from ragft.experiments.sweep import NAME, SweepError, dvc_root, exp_show, worker_env
+    from ragft.experiments.sweep import SweepError, claim_name, dvc_root
 
     try:
         search = load_search(args.search, args.trials, args.jobs)   # the file alone: before anything else
         root = dvc_root()
         os.chdir(root)
         check_search(search)
-        name = args.name or f"tune-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        if not NAME.match(name):
-            raise TuneError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
-        if (TUNE_DIR / f"{name}.json").exists():
-            raise TuneError(f"{TUNE_DIR / name}.json exists: pick another --name")
-        taken = {s.name for s in experiments(exp_show(root, worker_env()))} & {
-            f"{name}-default", *(f"{name}-t{i}" for i in range(search.trials))}
-        if taken:
-            raise TuneError(f"experiments {sorted(taken)} exist already: pick another --name")
+        name = claim_name(args.name, "tune", TUNE_DIR, lambda n: {f"{n}-default", *(f"{n}-t{i}" for i in
+                                                                          range(search.trials))}, root)
         import subprocess
 
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
