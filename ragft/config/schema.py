@@ -194,13 +194,6 @@ class DatasetConfig:
             bad = [k for k in self.derived if k not in ("inverse", "compare")]
             _check(not bad and len(set(self.derived)) == len(self.derived), "dataset.derived", list(self.derived),
                    "choose a list without repeats from [inverse, compare]")
-        else:
-            knobs = {"dataset.derived": bool(self.derived), "dataset.absent_people": self.absent_people > 0,
-                     "dataset.celebrity_fraction": self.celebrity_fraction != 1.0,
-                     "dataset.permute": not self.permute, "dataset.fullname": not self.fullname}
-            for key, used in knobs.items():
-                _check(not used, key, getattr(self, key.split(".")[1]),
-                       f"it is a synthbio knob; dataset.source={self.source} has no generator for it: leave the default")
         if self.source == Source.local:
             _check(bool(self.path), "dataset.path", self.path,
                    "dataset.source=local needs a folder of .md/.txt/.html/.pdf/.docx files")

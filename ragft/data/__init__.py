@@ -30,6 +30,11 @@ __all__ = ["Corpus", "load_corpus", "prepare"]
 def load_corpus(ds: Any) -> Corpus:
     """Load and check the corpus that ``ds`` (the `dataset` config group) describes."""
     corpus = LOADERS[ds.source](ds)
+    if ds.source != "synthbio":   # the synthbio knobs, e.g. from experiment=tiny on your own documents
+        used = [k for k, default in (("derived", []), ("absent_people", 0), ("celebrity_fraction", 1.0),
+                                     ("permute", True), ("fullname", True)) if ds.get(k, default) != default]
+        if used:
+            log.warning("dataset.%s: synthbio knobs, ignored for source %r", ", dataset.".join(used), ds.source)
     if ds.paraphrases and not corpus.paraphrases:
         log.warning(
             "dataset.paraphrases=%d is ignored: source %r has no paraphrase generator", ds.paraphrases, ds.source

@@ -72,5 +72,5 @@ def test_only_the_main_process_logs_to_mlflow(repo):
     assert len(new) == 1 and new[0][1] == "FINISHED", new
     log = proc.stdout + proc.stderr
     assert "rank 1, not the main process: no MLflow run" in log
-    assert log.count("fine-tuning finetuned (docs)") == 2  # both ranks did the work
+    assert log.count("fine-tuning finetuned (docs, lora)") == 2  # both ranks did the work
     assert json.loads((repo.root / "models/finetuned/run.json").read_text())["run_id"] == new[0][0]

@@ -109,7 +109,6 @@ def test_absent_people_are_asked_about_but_never_written_about(ds, tmp_path):
     ({"absent_people": -1}, "dataset.absent_people"),
     ({"derived": ["inverse", "inverse"]}, "dataset.derived"),
     ({"derived": ["parity"]}, "dataset.derived"),
-    ({"source": "local", "path": "docs", "permute": False}, "dataset.permute"),
 ])
 def test_bad_knobs_are_refused_by_the_schema(default_cfg, override, field):
     cfg = OmegaConf.merge(default_cfg, {"dataset": override})

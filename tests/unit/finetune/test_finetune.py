@@ -75,8 +75,9 @@ def test_paraphrases_and_replay_add_rows(tiny_cfg, base_dir, prepared, tmp_path)
     result = run(cfg, base_dir, prepared, tmp_path / "ft")
     rows = result.manifest["rows"]
     n_docs = len(read_jsonl(prepared / "documents.jsonl"))
-    assert rows["doc"] == n_docs and rows["paraphrase"] == n_docs
-    assert rows["replay"] == 2 * n_docs  # replay is half of the final mix
+    n_paraphrased = len(read_jsonl(prepared / "paraphrases.jsonl"))   # the celebrities' (experiment=tiny: half)
+    assert rows["doc"] == n_docs and rows["paraphrase"] == n_paraphrased and 0 < n_paraphrased < n_docs
+    assert rows["replay"] == n_docs + n_paraphrased  # replay is half of the final mix
 
 
 def test_replay_needs_the_pretraining_mix(tiny_cfg, base_dir, prepared, tmp_path):
