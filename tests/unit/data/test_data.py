@@ -7,7 +7,6 @@ import random
 import re
 
 import pytest
-from omegaconf import OmegaConf
 
 from ragft.config import ConfigError
 from ragft.data import load_corpus, prepare, synthbio
@@ -84,16 +83,6 @@ def test_synthbio_attributes_are_validated():
 
 
 # --------------------------------------------------------------------------- config helpers
-
-
-@pytest.fixture
-def ds(default_cfg):
-    """A factory of `dataset` configs: the default, with overrides."""
-
-    def make(**overrides):
-        return OmegaConf.merge(default_cfg.dataset, overrides)
-
-    return make
 
 
 def test_synthbio_source_and_attribute_errors(ds):

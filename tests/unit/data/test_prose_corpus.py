@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-from omegaconf import OmegaConf
 
 from bench import corpora
 from ragft.data.sources import load_local
@@ -18,16 +17,6 @@ def _tokens(text: str) -> set[str]:
 
 def _family(doc_id: str) -> str:
     return doc_id.split("/", 1)[0]
-
-
-@pytest.fixture
-def ds(default_cfg):
-    """A factory of `dataset` configs: the default, with overrides."""
-
-    def make(**overrides):
-        return OmegaConf.merge(default_cfg.dataset, overrides)
-
-    return make
 
 
 def test_prose_corpus_shape_and_answers():

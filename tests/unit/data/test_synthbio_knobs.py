@@ -14,14 +14,6 @@ from ragft.data.rows import read_scored_questions, split_rows
 from ragft.io import read_jsonl
 
 
-@pytest.fixture
-def ds(default_cfg):
-    def make(**overrides):
-        return OmegaConf.merge(default_cfg.dataset, overrides)
-
-    return make
-
-
 def _person():
     return synthbio.generate_people(1, 3)[0]
 
