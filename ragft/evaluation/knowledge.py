@@ -30,11 +30,12 @@ def is_abstention(answer: str) -> bool:
     return any(f" {normalize_answer(p)} " in words for p in ABSTENTIONS)
 
 
-def _share(flags: list[bool], boot: Bootstrap) -> dict:
+def _share(values: list[float], boot: Bootstrap) -> dict:
+    """The mean of per-question values (flags count as 0/1) with its bootstrap CI and the count."""
     from ragft.evaluation.stats import bootstrap_mean
 
-    ci = bootstrap_mean([float(f) for f in flags], resamples=boot.resamples, seed=boot.seed, level=boot.level)
-    return {"estimate": ci.estimate, "ci_low": ci.low, "ci_high": ci.high, "n": len(flags)}
+    ci = bootstrap_mean([float(v) for v in values], resamples=boot.resamples, seed=boot.seed, level=boot.level)
+    return {"estimate": ci.estimate, "ci_low": ci.low, "ci_high": ci.high, "n": len(values)}
 
 
 def storage(probes: list[dict], completions: dict[str, list[dict]], closed_book: dict[str, dict[str, float]],
@@ -80,7 +81,7 @@ def groups(questions: list[dict], per_question: dict[str, list[dict]], metric: s
     out: dict[str, dict] = {}
     for name in names:
         idx = [i for i, q in enumerate(questions) if q.get("group") == name]
-        out[name] = {arm: _share([bool(rows[i][metric]) if metric != "f1" else rows[i][metric] for i in idx], boot)
+        out[name] = {arm: _share([rows[i][metric] for i in idx], boot)
                      for arm, rows in per_question.items()}
     return out
 
