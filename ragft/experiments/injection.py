@@ -115,6 +115,18 @@ def load_plan(path: str | Path, jobs: int | None = None) -> Plan:
     return parse_plan(data, str(path), jobs)
 
 
+def select(plan: Plan, names: list[str]) -> Plan:
+    """The reference and the settings named in ``names`` (`--only`), in the plan's order: to measure some
+    knobs again, or for the first time, without rerunning the rest."""
+    known = [s.name for s in plan.settings]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise PlanError(f"{plan.source}: --only names {unknown[0]!r}, which is not a setting. Fix: choose from "
+                        f"{known[1:]}.")
+    keep = [plan.settings[0], *[s for s in plan.settings[1:] if s.name in names]]
+    return Plan(plan.source, plan.fixed, plan.arm, plan.metric, plan.jobs, keep)
+
+
 def check_plan(plan: Plan, conf_dir: str | Path = paths.CONF_DIR) -> None:
     """Compose and validate every setting's params before any experiment runs; the injection arm must exist."""
     from ragft.arms import product
@@ -153,14 +165,15 @@ def read_setting(doc: dict | None, plan: Plan) -> dict[str, Any]:
     """One setting's row from its metrics.json: the injection arm, the storage probe, the RAG arms, abstention."""
     model = plan.arm.split("-")[0]
     storage = ((doc or {}).get("storage") or {}).get(model) or {}
-    absent = ((doc or {}).get("absent") or {}).get(plan.arm) or {}
+    absent = (doc or {}).get("absent") or {}
     return {
         "injected": _score(doc, plan.arm, plan.metric),
         "base_closed_book": _score(doc, "base-none", plan.metric),
         "rag": _score(doc, "base-retrieved", plan.metric),
         "finetuned_rag": _score(doc, f"{model}-retrieved", plan.metric),
         "completion": _share(storage.get("completion")),
-        "answered_absent": _share(absent.get("answered")),
+        "answered_absent": _share((absent.get(plan.arm) or {}).get("answered")),
+        "base_answered_absent": _share((absent.get("base-none") or {}).get("answered")),
     }
 
 
@@ -228,14 +241,15 @@ def render(record: dict) -> str:
              f"Injection measure: `{_md(record['arm'])}` ({m}, %, with 95% CIs). "
              f"Wall time: {record['wall_seconds'] / 60:.1f} min with {record['jobs']} worker(s).", "",
              f"| setting | knob | closed-book {m} after fine-tuning | vs reference | completes the document | "
-             f"base closed-book | RAG (base + retrieved) | fine-tuned + retrieved | answers absent people | "
-             "published direction | seen |",
+             f"base closed-book | RAG (base + retrieved) | fine-tuned + retrieved | answers absent people: base → "
+             "fine-tuned | published direction | seen |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in record["settings"]:
         diff = "–" if r["difference"] is None else f"{100 * r['difference']:+.1f}"
         lines.append(f"| `{_md(r['name'])}` | {_md(r['knob'])} | {_pct(r['injected'])} | {diff} | "
                      f"{_pct(r['completion'])} | {_pct(r['base_closed_book'])} | {_pct(r['rag'])} | "
-                     f"{_pct(r['finetuned_rag'])} | {_pct(r['answered_absent'])} | {r['expect'] or 'reference'} | "
+                     f"{_pct(r['finetuned_rag'])} | {_pct(r.get('base_answered_absent'))} → {_pct(r['answered_absent'])} | "
+                     f"{r['expect'] or ('reference' if r is record['settings'][0] else '–')} | "
                      f"{_md(r['direction']) or ('–' if r['expect'] else '')} |")
     lines += ["", "## Per knob", ""]
     for r in record["settings"][1:]:
@@ -280,6 +294,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plan", nargs="?", default="injection/testbed.yaml", help="the plan file (default: %(default)s)")
     parser.add_argument("-j", "--jobs", type=int, help="parallel DVC queue workers (overrides the file's)")
     parser.add_argument("-n", "--name", help="the sweep's name (default: injection-<timestamp>)")
+    parser.add_argument("--only", help="comma-separated setting names: run the reference and only these")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -290,6 +305,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         plan = load_plan(args.plan, args.jobs)     # the file alone: before anything else
+        if getattr(args, "only", None):
+            plan = select(plan, [n.strip() for n in args.only.split(",") if n.strip()])
         root = dvc_root()
         os.chdir(root)
         check_plan(plan)

@@ -47,7 +47,8 @@ class StandIn(Runner):
                         "base-retrieved": {"exact_match": 0.95, "exact_match_ci": [0.9, 0.99]},
                         "finetuned-retrieved": {"exact_match": 0.9, "exact_match_ci": [0.85, 0.95]}},
                "storage": {"finetuned": {"completion": {"estimate": 0.6, "ci_low": 0.5, "ci_high": 0.7, "n": 10}}},
-               "absent": {"finetuned-none": {"answered": {"estimate": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n": 10}}}}
+               "absent": {"finetuned-none": {"answered": {"estimate": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n": 10}},
+                          "base-none": {"answered": {"estimate": 0.3, "ci_low": 0.2, "ci_high": 0.4, "n": 10}}}}
         return "success", doc, ""
 
 
@@ -105,8 +106,16 @@ def test_the_reference_runs_alone_then_the_settings_in_batches_and_the_report_sa
     assert [p.name for p in written] == ["inj.json", "inj.md", "inj.png"]
     md = (tmp_path / "reports/injection/inj.md").read_text()
     assert "| `one-bio` | M=1 | 10.0 [5.0, 15.0] | -30.0 |" in md and "Published: 3.1: single 9.7%" in md
+    assert "| 30.0 [20.0, 40.0] → 80.0 [70.0, 90.0] |" in md   # absent people: base → fine-tuned
     sweep = json.loads((tmp_path / "reports/sweeps/inj.json").read_text())
     assert sweep["kind"] == "injection" and [e["name"] for e in sweep["experiments"]][0] == "inj-reference"
+
+
+def test_only_keeps_the_reference_and_the_named_settings_in_the_plans_order():
+    plan = parse_plan(_plan(), "p.yaml")
+    assert [s.name for s in injection.select(plan, ["lora", "one-bio"]).settings] == ["reference", "one-bio", "lora"]
+    with pytest.raises(PlanError, match="--only names 'loar'.*choose from \\['one-bio', 'pit', 'lora'\\]"):
+        injection.select(plan, ["loar"])
 
 
 def test_the_cli_refuses_a_bad_plan_before_any_experiment(tmp_path, monkeypatch, caplog):
