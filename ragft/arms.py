@@ -6,7 +6,7 @@ metrics/metrics.json and the reports; ``infer@<model>`` answers it into data/pre
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -36,7 +36,10 @@ CONTEXTS: tuple[str, ...] = tuple(c.value for c in Context)
 RECIPE_INPUTS = {"finetuned": "data/prepared", "raft": "data/chunks/chunks.jsonl"}
 TRAINED: tuple[str, ...] = tuple(RECIPE_INPUTS)
 
-MODEL_LABELS = {"base": "base", "finetuned": "LoRA on the documents", "raft": "RAFT (LoRA, reading among distractors)"}
+# {method}/{tuning}: a fine-tuned model's finetune.method in words (its train_metrics.json records it)
+METHOD_WORDS = {"lora": {"method": "LoRA", "tuning": "LoRA fine-tuning"},
+                "full": {"method": "full fine-tuning", "tuning": "full fine-tuning"}}
+MODEL_LABELS = {"base": "base", "finetuned": "{method} on the documents", "raft": "RAFT ({method}, reading among distractors)"}
 CONTEXT_LABELS = {
     "none": "closed-book",
     "retrieved": "retrieved chunks",
@@ -47,7 +50,7 @@ CONTEXT_LABELS = {
 ARM_LABELS = {
     "base-none": "base, closed-book",
     "base-retrieved": "RAG: base + retrieved",
-    "finetuned-none": "LoRA fine-tuning: finetuned, closed-book",
+    "finetuned-none": "{tuning}: finetuned, closed-book",
     "finetuned-retrieved": "both: finetuned + retrieved",
 }
 RAG = "base-retrieved"     # the arm a "RAG vs fine-tuning" verdict compares each fine-tuned closed-book arm with
@@ -70,20 +73,28 @@ class Arm:
             raise ValueError(f"arm {name!r} is not <model>-<context>, e.g. base-retrieved")
         return cls(model, context)
 
-    @property
-    def label(self) -> str:
-        """What the arm is, in words."""
-        return ARM_LABELS.get(
+    def label(self, method: str = "lora") -> str:
+        """What the arm is, in words; ``method``: its model's finetune.method (lora | full)."""
+        words = METHOD_WORDS.get(str(method), {"method": str(method), "tuning": f"{method} fine-tuning"})
+        template = ARM_LABELS.get(
             self.name, f"{MODEL_LABELS.get(self.model, self.model)}, {CONTEXT_LABELS.get(self.context, self.context)}"
         )
+        return template.format(**words)
 
     @property
     def is_tuned(self) -> bool:
         return self.model != Model.base
 
 
-def label(name: str) -> str:
-    return Arm.parse(name).label
+def methods(manifests: Mapping[str, Mapping]) -> dict[str, str]:
+    """Fine-tuned model → its finetune.method (lora | full), from each model's manifest.json."""
+    return {m: str(t["method"]) for m, t in manifests.items() if t and t.get("method")}
+
+
+def label(name: str, methods: Mapping[str, str] | None = None) -> str:
+    """The arm ``name`` in words; ``methods``: fine-tuned model → its finetune.method (LoRA when not given)."""
+    arm = Arm.parse(name)
+    return arm.label((methods or {}).get(arm.model, "lora"))
 
 
 def ordered(items: Iterable[str], known: Iterable[str]) -> list[str]:

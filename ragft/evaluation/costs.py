@@ -211,12 +211,12 @@ def _ci(q: Mapping, level: str) -> str:
     return f" ({level} CI {100 * q['ci_low']:.1f} to {100 * q['ci_high']:.1f})"
 
 
-def _best_text(best: list[dict], level: str) -> str:
+def _best_text(best: list[dict], level: str, methods: Mapping[str, str] | None = None) -> str:
     def one(b: dict) -> str:
         ci = b["ci"] if isinstance(b.get("ci"), (list, tuple)) and len(b["ci"]) == 2 and None not in b["ci"] else None
         score = "n/a" if b["score"] is None else f"{100 * b['score']:.1f}%"
         interval = f" ({level} CI {100 * ci[0]:.1f} to {100 * ci[1]:.1f})" if ci else ""
-        return f"{b['arm']} ({label(b['arm'])}), {score}{interval}"
+        return f"{b['arm']} ({label(b['arm'], methods)}), {score}{interval}"
     return "; ".join(one(b) for b in best)
 
 
@@ -259,17 +259,17 @@ def price(value: Any, currency: str) -> str:
     return "n/a" if v is None else f"{currency} {v:,.2f}" if v >= 1 or v == 0 else f"{currency} {v:g}"
 
 
-def summary_lines(block: Mapping) -> dict:
+def summary_lines(block: Mapping, methods: Mapping[str, str] | None = None) -> dict:
     """A measured block in words: {"best", "break_even" (sentences), "assumptions" (sentences), "currency",
-    "basis"}; what both reports and `ragft summary` print."""
+    "basis"}; what both reports and `ragft summary` print. ``methods``: fine-tuned model → finetune.method."""
     p, cur = block["prices"], block["prices"]["currency"]
     unit, level = METRIC_WORDS.get(block["metric"], block["metric"]), f"{100 * block['confidence']:g}%"
     best = block.get("best") or []
-    best_text = (f"Best arm{'s (tied)' if len(best) > 1 else ''} on {unit}: {_best_text(best, level)}."
+    best_text = (f"Best arm{'s (tied)' if len(best) > 1 else ''} on {unit}: {_best_text(best, level, methods)}."
                  if best else f"No arm has a {unit} score.")
     if block.get("best_deployable"):
         best_text += (f" That is an oracle arm (the gold document in the prompt: a ceiling, not something to deploy); "
-                      f"best without the oracle: {_best_text(block['best_deployable'], level)}.")
+                      f"best without the oracle: {_best_text(block['best_deployable'], level, methods)}.")
     rag = block.get("rag") or RAG
     lines = [comparison_text(c, block) for c in block.get("comparisons", [])]
     if not lines:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ragft.arms import RAG, TRAINED, Arm, label
+from ragft.arms import METHOD_WORDS, RAG, TRAINED, Arm, label
 
 METRIC_WORDS = {"exact_match": "EM", "match": "match", "f1": "F1"}  # how the verdict says each metric
 RECIPE_WORDS = {"finetuned": "fine-tuning on the documents", "raft": "RAFT fine-tuning"}
@@ -61,8 +61,9 @@ class _Sentences:
 
 
 def verdict(arms: dict[str, dict], differences: dict | None = None, confidence: float = 0.95,
-            metric: str = "exact_match") -> dict:
-    """``{"text", "metric", "confidence", "best_arms", "best_score"}`` from metrics.json's arms and differences."""
+            metric: str = "exact_match", methods: dict[str, str] | None = None) -> dict:
+    """``{"text", "metric", "confidence", "best_arms", "best_score"}`` from metrics.json's arms and differences;
+    ``methods``: fine-tuned model → its finetune.method (lora | full), for the words."""
     score = {arm: m.get(metric) for arm, m in arms.items() if m.get(metric) is not None}
     say = _Sentences(differences, confidence, metric)
     out = {"metric": metric, "confidence": confidence, "best_arms": [], "best_score": None}
@@ -71,7 +72,8 @@ def verdict(arms: dict[str, dict], differences: dict | None = None, confidence: 
     parts = []
     finetuned_closed = Arm("finetuned", "none").name
     if RAG in score and finetuned_closed in score:
-        rag, ft = "RAG (base + retrieved)", "LoRA fine-tuning (finetuned, closed-book)"
+        tuning = METHOD_WORDS.get((methods or {}).get("finetuned", "lora"), METHOD_WORDS["lora"])["tuning"]
+        rag, ft = "RAG (base + retrieved)", f"{tuning} (finetuned, closed-book)"
         parts.append("On this corpus, " + say.phrase(
             score, RAG, finetuned_closed, tie=f"{rag} and {ft}: no significant difference ({{d}} {{unit}} points{{ci}})",
             ahead=f"{rag} beats {ft} by {{d}} {{unit}} points{{ci}}", behind=f"{ft} beats {rag} by {{d}} {{unit}} points{{ci}}"))
@@ -83,7 +85,7 @@ def verdict(arms: dict[str, dict], differences: dict | None = None, confidence: 
                                     behind=f"{name} on top of RAG lost {{d}} points{{ci}}"))
     best = max(score.values())
     leaders = sorted(arm for arm, v in score.items() if _points(v, best) == 0)
-    names = [f"{arm} ({label(arm)})" for arm in leaders]
+    names = [f"{arm} ({label(arm, methods)})" for arm in leaders]
     if len(leaders) == 1:
         best_sentence = f"Best arm: {names[0]}, {say.unit} {100 * best:.1f}%."
     elif len(leaders) == len(score):

@@ -58,7 +58,7 @@ def knowledge_blocks(cfg, arms, qa, absent, scores, boot, qids) -> dict:
 def evaluate(cfg, run) -> None:
     import csv
 
-    from ragft.arms import Context, product
+    from ragft.arms import Context, methods, product
     from ragft.config import ConfigError, plain
     from ragft.data.rows import read_scored_questions, split_rows
     from ragft.evaluation import costs, factorial, judge, knowledge, robustness, scoring
@@ -81,6 +81,7 @@ def evaluate(cfg, run) -> None:
     chunks = read_jsonl(paths.CHUNKS_FILE)
     retrieval, index = read_json(paths.RETRIEVAL_METRICS), read_json(paths.INDEX_METRICS)
     trained = {m: read_json(paths.model_dir(m) / paths.TRAIN_METRICS) for m in cfg.arms.trained}
+    tuned_with = methods({m: read_json(paths.model_dir(m) / "manifest.json") for m in cfg.arms.trained})
     arm_info = {a.name: read_json(paths.predictions_dir(a.model, a.context) / paths.ARM_INFO) for a in arms}
     timings = {a.name: read_json(paths.predictions_dir(a.model, a.context) / paths.TIMINGS) for a in arms}
 
@@ -107,7 +108,7 @@ def evaluate(cfg, run) -> None:
         judged["agreement"] = judge.agreement(
             judged["per_question"], {a: [bool(r["match"]) for r in s.per_question] for a, s in scores.items()}, boot)
         doc["judge"] = json_safe({k: judged[k] for k in ("settings", "failures", "agreement")})
-    doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence, metric))
+    doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence, metric, tuned_with))
     # the decision summary: token-priced costs in metrics.json (deterministic); what measured times add
     # (training costs, time-priced costs, break-even volumes) only in the reports
     output = {a: costs.output_tokens(preds[a][q["qid"]] for q in qa) for a in preds}
@@ -123,7 +124,7 @@ def evaluate(cfg, run) -> None:
                 for c in dict.fromkeys(a.context for a in arms) if c != Context.none}
     report = build_report(
         doc, {a: s.per_question for a, s in scores.items()}, qa, contexts=contexts, timings=timings,
-        base_manifest=arm_info[arms[0].name]["base_model"], finetune=trained,
+        base_manifest=arm_info[arms[0].name]["base_model"], finetune=trained, methods=tuned_with,
         loss_curves={m: read_loss_curve(paths.model_dir(m) / paths.TRAIN_CURVE) for m in trained},
         validation_curves={m: read_loss_curve(paths.model_dir(m) / paths.VALIDATION_CURVE, "eval_loss") for m in trained},
         retrieval=retrieval, index=index, judge=judged, examples=ev.examples, robustness=robust, decision=decision,

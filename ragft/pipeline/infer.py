@@ -132,7 +132,7 @@ def infer(cfg, run) -> None:
     manifest = engine.manifest
     cache = AnswerCache(default_dir()) if cfg.inference.cache else None
     log.info("infer@%s: %s%s, %d contexts, engine %s", model_name, manifest.get("name", "?"),
-             " + LoRA" if adapter else "", len(arms), cfg.inference.engine)
+             f" fine-tuned as models/{model_name}" if adapter else "", len(arms), cfg.inference.engine)
     run.set_tags({"ragft.model": model_name, "ragft.engine": str(cfg.inference.engine)})
     decoding, prompt = OmegaConf.to_container(cfg.inference), OmegaConf.to_container(cfg.prompt)
     with atomic_dir(paths.model_predictions(model_name)) as out:

@@ -88,6 +88,7 @@ class Report:
     retrieval_other: list[tuple[str, Any]] = field(default_factory=list)              # mrr, n_questions, ...
     index: dict = field(default_factory=dict)               # metrics/index.json
     finetune: dict[str, dict] = field(default_factory=dict)  # fine-tuned model → its training metrics
+    methods: dict[str, str] = field(default_factory=dict)    # fine-tuned model → finetune.method (the arms' words)
     loss_curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     validation_curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # finetune.validation
     timings: dict[str, dict] = field(default_factory=dict)   # arm → timings.json
@@ -119,7 +120,7 @@ class Report:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {a: arms_vocabulary.label(a) for a in self.arms}
+        return {a: arms_vocabulary.label(a, self.methods) for a in self.arms}
 
     @property
     def models(self) -> list[str]:
@@ -158,7 +159,7 @@ class Report:
     @property
     def decision_text(self) -> dict:
         """The decision summary in words (costs.summary_lines): best, break_even, assumptions, currency, basis."""
-        return summary_lines(self.decision) if self.decision else {}
+        return summary_lines(self.decision, self.methods) if self.decision else {}
 
     @property
     def decision_rows(self) -> list[dict]:
@@ -276,6 +277,7 @@ def pick_examples(qa: list[dict], per_question: dict[str, list[dict]], contexts:
 def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict], *,
                  contexts: dict[str, dict[str, list]] | None = None, timings: dict[str, dict] | None = None,
                  base_manifest: dict | None = None, finetune: dict[str, dict] | None = None,
+                 methods: dict[str, str] | None = None,
                  loss_curves: dict[str, list[tuple[float, float]]] | None = None,
                  validation_curves: dict[str, list[tuple[float, float]]] | None = None, retrieval: dict | None = None,
                  index: dict | None = None, judge: dict | None = None, examples: int = 5,
@@ -311,6 +313,7 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         retrieval_other=other,
         index=index or {},
         finetune=finetune or {},
+        methods=methods or {},
         loss_curves={m: c for m, c in (loss_curves or {}).items() if c},
         validation_curves={m: c for m, c in (validation_curves or {}).items() if c},
         timings={a: t for a, t in (timings or {}).items() if a in doc["arms"]},

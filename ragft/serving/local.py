@@ -60,7 +60,7 @@ def served_folders(models: list[str], root: Path = Path(".")) -> dict[str, Path]
 
 def exp_run_line(url: str, folders: dict[str, Path]) -> str:
     """The `dvc exp run` command that answers the arms through this server."""
-    sets = [f"-S inference.engine=openai", f"-S inference.openai.base_url={url}"]
+    sets = ["-S inference.engine=openai", f"-S inference.openai.base_url={url}"]
     sets += [f"-S inference.openai.models.{m}={folder}" for m, folder in folders.items()]
     return "dvc exp run " + " ".join(sets)
 

@@ -68,3 +68,16 @@ def test_with_only_some_arms():
     out = verdict(only)
     assert out["text"] == "Best arm: base-retrieved (RAG: base + retrieved), EM 70.0%."
     assert out["best_arms"] == ["base-retrieved"] and out["best_score"] == 0.7
+
+
+def test_the_words_name_the_fine_tuning_method_each_model_was_trained_with():
+    from ragft.arms import label
+
+    out = text(arms(0.05, 0.62, 0.30, 0.66), methods={"finetuned": "full"})
+    assert out.startswith("On this corpus, RAG (base + retrieved) beats full fine-tuning (finetuned, closed-book)")
+    assert "LoRA" not in out
+    assert label("finetuned-none") == "LoRA fine-tuning: finetuned, closed-book"
+    assert label("finetuned-none", {"finetuned": "full"}) == "full fine-tuning: finetuned, closed-book"
+    assert label("finetuned-oracle", {"finetuned": "full"}) == "full fine-tuning on the documents, gold document (oracle)"
+    assert label("raft-none", {"finetuned": "full"}) == "RAFT (LoRA, reading among distractors), closed-book"
+    assert label("raft-none", {"raft": "full"}) == "RAFT (full fine-tuning, reading among distractors), closed-book"

@@ -214,3 +214,15 @@ def test_page_renders_in_headless_chromium(evaluated, tmp_path):
     assert shot.stat().st_size > 50_000
     dom = subprocess.run([*args, "--dump-dom", uri], check=True, capture_output=True, text=True, timeout=120).stdout
     assert "<script" not in dom.lower() and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+
+
+def test_the_arms_table_names_each_models_fine_tuning_method(evaluated):
+    """finetune.method=full: the report's words say full fine-tuning, not LoRA (manifest.json's method)."""
+    from ragft.reporting.model import build_report
+    from ragft.reporting.render import render_html
+
+    _, doc, _ = evaluated
+    report = build_report(doc, {}, [], examples=0, methods={"finetuned": "full"})
+    assert report.labels["finetuned-none"] == "full fine-tuning: finetuned, closed-book"
+    assert "full fine-tuning: finetuned, closed-book" in render_html(report, figures={})
+    assert build_report(doc, {}, [], examples=0).labels["finetuned-none"] == "LoRA fine-tuning: finetuned, closed-book"
