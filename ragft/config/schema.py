@@ -394,7 +394,9 @@ class ScratchModelConfig:
     read_distractors: int = 0        # other biographies around the right one in reading examples (much slower to learn)
     heldout_people: int = 100        # unseen pretrain-pool people the sanity probe asks
     # curriculum shares by kind (ragft/model/scratch.py): read | bio | recall (its share is the QA ratio) | abstain
-    mix: dict[str, float] = field(default_factory=lambda: {"read": 1.0, "bio": 1.0, "recall": 1.0, "abstain": 0.0})
+    # | derive (derived questions read from the context)
+    mix: dict[str, float] = field(default_factory=lambda: {"read": 1.0, "bio": 1.0, "recall": 1.0, "abstain": 0.0,
+                                                           "derive": 0.0})
     recall_fraction: float = 0.5     # share of the pretrain people whose closed-book QA is in the curriculum
     bio_renderings: int = 1          # fixed biographies per pretrain person (bioS multiM: resampled templates)
     permute: bool = True             # their sentences in random order
@@ -404,9 +406,9 @@ class ScratchModelConfig:
     knowledge_words: bool = False
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.mix) - {"read", "bio", "recall", "abstain"})
+        unknown = sorted(set(self.mix) - {"read", "bio", "recall", "abstain", "derive"})
         _check(not unknown, "model.scratch.mix", dict(self.mix), f"{unknown} are not curriculum kinds; use read, bio, "
-               "recall, abstain")
+               "recall, abstain, derive")
         _check(all(float(v) >= 0 for v in self.mix.values()) and sum(float(v) for v in self.mix.values()) > 0,
                "model.scratch.mix", dict(self.mix), "shares must be >= 0 and not all 0")
         _check(0.0 <= self.recall_fraction <= 1.0, "model.scratch.recall_fraction", self.recall_fraction,
@@ -415,9 +417,11 @@ class ScratchModelConfig:
                "model.scratch.recall_fraction", self.recall_fraction,
                "recall rows need at least one person: raise it, or set model.scratch.mix.recall=0")
         _check(self.bio_renderings >= 1, "model.scratch.bio_renderings", self.bio_renderings, "it must be >= 1")
-        _check(self.knowledge_words or (self.fullname and float(self.mix.get("abstain", 0.0)) == 0),
+        _check(self.knowledge_words or (self.fullname and float(self.mix.get("abstain", 0.0)) == 0
+                                        and float(self.mix.get("derive", 0.0)) == 0),
                "model.scratch.knowledge_words", self.knowledge_words,
-               "fullname=false and mix.abstain > 0 need the pronouns and 'unknown' in the vocabulary: set it to true")
+               "fullname=false, mix.abstain > 0 and mix.derive > 0 need the pronouns, 'unknown' and the derived "
+               "questions' words in the vocabulary: set it to true")
 
 
 @dataclass

@@ -16,6 +16,10 @@ compares:
   abstain - `mix.abstain` > 0: a question about someone the model never saw, closed-book or with
            another person's biography as the context → "unknown", so that the model can abstain
            (Gekhman et al.: fine-tuning on new facts teaches confident guessing).
+  derive - `mix.derive` > 0: a derived question (synthbio.DERIVED: "who was born on <date>?" among
+           2-3 biographies, "who is older, A or B?" with both) read from the biographies in the context,
+           so that retrieval-augmented arms can answer the dataset's `derived` questions at all; closed-book
+           recall of them stays untaught, as in Allen-Zhu & Li 3.2 (inverse search).
 Each person has `bio_renderings` fixed biographies (resampled templates, sentences permuted unless
 `permute` is off, the full name in each sentence unless `fullname` is off): the bioS augmentations
 that make stored facts extractable.
@@ -38,7 +42,7 @@ from ragft.model import prompts
 
 log = logging.getLogger(__name__)
 
-KINDS = ("read", "bio", "recall", "abstain")
+KINDS = ("read", "bio", "recall", "abstain", "derive")
 PRETRAIN_MIX = "pretrain_mix.jsonl"
 
 
@@ -105,6 +109,24 @@ def _abstain_row(stranger, people: list, rng: random.Random, cfg: Any) -> dict:
     return {"kind": "abstain", "person_id": stranger.person_id, "prompt": prompt, "answer": synthbio.ABSTAIN}
 
 
+def _derive_row(people: list, rng: random.Random, cfg: Any) -> dict:
+    """A derived question about 2-3 people (synthbio.derived_questions, so the same templates and answers as
+    the dataset's) with their biographies, shuffled, as the context."""
+    from ragft.data import synthbio
+
+    while True:   # a draw whose people share a birth date has no question; draw again
+        kind = rng.choice(synthbio.DERIVED)
+        group = rng.sample(people, min(len(people), 2 if kind == "compare" else rng.randint(2, 3)))
+        candidates = synthbio.derived_questions(group, [kind], rng.randrange(2**31))
+        if candidates:
+            break
+    qa = rng.choice(candidates)
+    rng.shuffle(group)
+    context = prompts.join_contexts([synthbio.render_biography(p, rng) for p in group], cfg)
+    return {"kind": "derive", "person_id": qa.person_ids[0], "prompt": prompts.context_prompt(qa.question, context, cfg),
+            "answer": qa.answer}
+
+
 def _kind_schedule(n_rows: int, mix: Any, rng: random.Random) -> list[str]:
     """``n_rows`` kinds in the proportions of ``mix`` (weights by kind; a kind it omits has none), shuffled."""
     weights = {k: float(mix.get(k, 0.0)) for k in KINDS}
@@ -122,7 +144,7 @@ def build_curriculum(people: list, n_rows: int, cfg: Any) -> list[dict]:
     Each person has `bio_renderings` fixed biographies (their "documents", cycled through as the bio
     rows repeat); reading rows render fresh biographies, with 0..read_distractors other people's
     biographies around the right one; recall rows ask the `recallers` (random question template each
-    time); abstain rows ask about `strangers`.
+    time); abstain rows ask about `strangers`; derive rows read derived questions from 2-3 biographies.
     """
     from ragft.data import synthbio
 
@@ -145,6 +167,8 @@ def build_curriculum(people: list, n_rows: int, cfg: Any) -> list[dict]:
             rows.append(_reading_row(rng.choice(people), people, scfg.read_distractors, rng, cfg))
         elif kind == "abstain":
             rows.append(_abstain_row(rng.choice(unknown), people, rng, cfg))
+        elif kind == "derive":
+            rows.append(_derive_row(people, rng, cfg))
         elif kind == "bio":
             person = bio_order[n_bio % len(bio_order)]
             texts = [docs[person.person_id], *extra[person.person_id]]

@@ -141,7 +141,8 @@ def test_curriculum_mixes_kinds_and_is_seeded(tiny_cfg):
     rows = scratch.build_curriculum(people, 90, tiny_cfg)
     assert rows == scratch.build_curriculum(people, 90, tiny_cfg)
     kinds = [r["kind"] for r in rows]
-    assert {k: kinds.count(k) for k in scratch.KINDS} == {"read": 30, "bio": 30, "recall": 30, "abstain": 0}
+    assert {k: kinds.count(k) for k in scratch.KINDS} == {"read": 30, "bio": 30, "recall": 30, "abstain": 0,
+                                                                  "derive": 0}
     assert len(set(kinds[:12])) == 3, "kinds are shuffled together, not in blocks"
     half = {p.person_id for p in people[: len(people) // 2]}
     assert {r["person_id"] for r in rows if r["kind"] == "recall"} <= half
@@ -294,7 +295,8 @@ def test_curriculum_knobs_recall_share_renderings_and_abstain(tiny_cfg):
     rows = scratch.build_curriculum(people, 100, cfg)
     assert rows == scratch.build_curriculum(people, 100, cfg)
     kinds = [r["kind"] for r in rows]
-    assert {k: kinds.count(k) for k in scratch.KINDS} == {"read": 20, "bio": 40, "recall": 20, "abstain": 20}
+    assert {k: kinds.count(k) for k in scratch.KINDS} == {"read": 20, "bio": 40, "recall": 20, "abstain": 20,
+                                                           "derive": 0}
     recallers = {p.person_id for p in scratch.recallers(people, scfg)}
     assert len(recallers) == int(len(people) * 0.25)
     assert {r["person_id"] for r in rows if r["kind"] == "recall"} <= recallers
@@ -312,6 +314,36 @@ def test_curriculum_knobs_recall_share_renderings_and_abstain(tiny_cfg):
     assert any("context :" in r["prompt"] for r in abstain) and any("context :" not in r["prompt"] for r in abstain)
 
 
+def test_the_derive_kind_reads_derived_questions_from_the_biographies_in_the_context(tiny_cfg):
+    """mix.derive: the dataset's derived questions (same templates, same answers), answerable from the context."""
+    from omegaconf import OmegaConf
+
+    from ragft.data import synthbio
+
+    cfg = OmegaConf.merge(tiny_cfg, {"model": {"scratch": {
+        "pretrain_people": 12, "knowledge_words": True, "mix": {"read": 1.0, "bio": 1.0, "recall": 0.0, "derive": 2.0}}}})
+    people, _ = scratch.pretrain_people(cfg.model.scratch)
+    rows = scratch.build_curriculum(people, 80, cfg)
+    assert rows == scratch.build_curriculum(people, 80, cfg)
+    derive = [r for r in rows if r["kind"] == "derive"]
+    assert len(derive) == 40
+    by_name = {p.name: p for p in people}
+    seen = set()
+    for r in derive:
+        context, question = r["prompt"].removeprefix("context : ").removesuffix(" answer :").split(" question : ")
+        answer = by_name[r["answer"]]
+        assert answer.attributes["birth_date"] in context   # the answer can be read from the context
+        named = [n for n in by_name if n in question]
+        if named:   # compare: the earlier-born of the two named, both biographies in the context
+            seen.add("compare")
+            assert len(named) == 2 and answer is min((by_name[n] for n in named), key=synthbio.birth_order)
+            assert all(n in context for n in named)
+        else:       # inverse: the one whose birth date is asked, among 2-3 biographies
+            seen.add("inverse")
+            assert answer.attributes["birth_date"] in question and 2 <= len({n for n in by_name if n in context}) <= 3
+    assert seen == {"inverse", "compare"}
+
+
 def test_scratch_knobs_are_checked(default_cfg):
     from omegaconf import OmegaConf
 
@@ -320,7 +352,8 @@ def test_scratch_knobs_are_checked(default_cfg):
     for scratch_override, field in [({"mix": {"reed": 1.0}}, "model.scratch.mix"),
                                     ({"recall_fraction": 0.0}, "model.scratch.recall_fraction"),
                                     ({"bio_renderings": 0}, "model.scratch.bio_renderings"),
-                                    ({"fullname": False}, "model.scratch.knowledge_words")]:
+                                    ({"fullname": False}, "model.scratch.knowledge_words"),
+                                    ({"mix": {"derive": 1.0}}, "model.scratch.knowledge_words")]:
         cfg = OmegaConf.merge(default_cfg, {"model": {"source": "scratch", "path": None, "scratch": scratch_override}})
         with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
             validate(cfg)
