@@ -386,7 +386,9 @@ def search_history(record: dict):
 
 def knob_effects(record: dict):
     """`ragft injection`: each setting's closed-book score after fine-tuning (CI bars), the reference's as a
-    band, the base model's closed-book score as a line: what each knob does to knowledge injection."""
+    band, the base model's closed-book score as a line: what each knob does to knowledge injection. Above each
+    bar, the published direction (↓ lower, ↑ higher, = same) and what this run saw; the bar's colour says it
+    (green: matches, red: contradicts, light blue: not resolved or no published direction)."""
     rows = [r for r in record["settings"] if r.get("injected")]
     if not rows:
         return None
@@ -396,7 +398,15 @@ def knob_effects(record: dict):
     est = [100 * r["injected"]["estimate"] for r in rows]
     low = [100 * (r["injected"]["estimate"] - (r["injected"]["ci_low"] or r["injected"]["estimate"])) for r in rows]
     high = [100 * ((r["injected"]["ci_high"] or r["injected"]["estimate"]) - r["injected"]["estimate"]) for r in rows]
-    ax.bar(xs, est, yerr=[low, high], capsize=4, color=["grey" if i == 0 else "tab:blue" for i in xs])
+    seen = [str(r.get("direction") or "") for r in rows]
+    colours = ["grey" if i == 0 else "tab:green" if d == "matches" else "tab:red" if d.startswith("contradicts")
+               else "lightsteelblue" for i, d in enumerate(seen)]
+    ax.bar(xs, est, yerr=[low, high], capsize=4, color=colours)
+    arrows = {"lower": "↓", "higher": "↑", "same": "="}
+    for x, r, d, top in zip(xs, rows, seen, (e + h for e, h in zip(est, high))):
+        if x and r.get("expect"):
+            ax.annotate(f"{arrows[r['expect']]} {d.split(' (')[0]}", (x, top), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize="x-small")
     ref = rows[0]["injected"]
     if ref.get("ci_low") is not None:
         ax.axhspan(100 * ref["ci_low"], 100 * ref["ci_high"], color="grey", alpha=0.15, label="reference CI")
@@ -405,6 +415,8 @@ def knob_effects(record: dict):
         ax.axhline(100 * base["estimate"], linestyle="--", color="black", label="base model, closed-book")
     ax.set_xticks(xs, [r["name"] for r in rows], rotation=30, ha="right")
     ax.set_ylabel(f"{record['arm']} {record['metric']} (%)")
+    ax.set_xlabel("above each bar: the published direction against the reference, and what this run saw",
+                  fontsize="x-small")
     ax.set_title(f"injection {record['name']}")
     ax.legend(fontsize="small")
     return fig
