@@ -24,7 +24,8 @@ def cfg(**overrides):
 
 @pytest.mark.slow
 def test_ray_actor_pool_writes_the_in_process_vectors(tmp_path):
-    """One local Ray instance (2 CPUs, 2 actors): vectors bit-identical to in-process, with and without the cache."""
+    """One local Ray instance (2 CPUs, 2 actors): the in-process vectors, in order, with and without the cache
+    (to float32 rounding: the actors' batches differ from the local run's; see test_embedding.BATCH_TOLERANCE)."""
     pytest.importorskip("ray.data")
     import ray
 
@@ -38,7 +39,8 @@ def test_ray_actor_pool_writes_the_in_process_vectors(tmp_path):
         assert embedder.encoded_per_group == [0, len(TEXTS) - 5]
     assert not ray.is_initialized()                                    # the instance it started is shut down
     got = np.concatenate([cached, fresh])
-    assert got.dtype == np.float32 and got.tobytes() == local.tobytes()  # bit-identical, in order
+    assert got.dtype == np.float32 and got.shape == local.shape
+    np.testing.assert_allclose(got, local, rtol=0, atol=1e-6)   # in order; batch-mates move only the last bits
 
 
 @pytest.mark.parametrize("ray_cfg, field", [({"num_actors": 0}, "num_actors"),

@@ -42,18 +42,27 @@ def test_order_restored_and_batch_size_irrelevant(minilm):
     assert not np.allclose(together[0], together[1])
 
 
+# How far batch-mates may move a vector: float32 rounding, or bfloat16's. Whether they move it at all depends on
+# the CPU's GEMM kernels: on one CI machine not a bit; on a Sapphire Rapids (AVX-512, AMX) machine by up to
+# 2.7e-7 in float32 and 1.7e-3 in bfloat16 (measured), since the kernel chosen depends on the batch's rows.
+BATCH_TOLERANCE = {"float32": 1e-6, "bfloat16": 1e-2}
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_a_vector_depends_on_its_text_alone_bit_for_bit(minilm, dtype):
-    """What the cache and the Ray engine rely on: batch-mates never change a byte of a text's vector
-    (fp32, and the bf16 switch)."""
+def test_a_vector_depends_on_its_text_alone(minilm, dtype):
+    """What the cache and the Ray engine rely on: the same text gives the same bytes again, and batch-mates
+    move a text's vector by no more than the dtype's rounding (fp32, and the bf16 switch)."""
     if dtype != "float32":
         minilm = Encoder(cfg(dtype=dtype))
     same_length = ["Ada Quill was born in Port Elmswick.", "Bo Reed was born in Port Elmswick."]
     crowd = same_length + SENTENCES + [s.upper() for s in SENTENCES]
     alone = np.stack([minilm.encode([s], progress=False)[0] for s in crowd])
+    assert np.array_equal(np.stack([minilm.encode([s], progress=False)[0] for s in crowd]), alone)
+    assert np.array_equal(minilm.encode(crowd, progress=False), minilm.encode(crowd, progress=False))
+    atol = BATCH_TOLERANCE[dtype]
     for batch_size in (3, 64):
-        assert np.array_equal(minilm.encode(crowd, batch_size=batch_size, progress=False), alone)
-    assert np.array_equal(minilm.encode(crowd[::-1], progress=False), alone[::-1])
+        np.testing.assert_allclose(minilm.encode(crowd, batch_size=batch_size, progress=False), alone, rtol=0, atol=atol)
+    np.testing.assert_allclose(minilm.encode(crowd[::-1], progress=False), alone[::-1], rtol=0, atol=atol)
 
 
 def test_length_batches_group_equal_padded_lengths():
