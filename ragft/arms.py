@@ -36,7 +36,7 @@ CONTEXTS: tuple[str, ...] = tuple(c.value for c in Context)
 RECIPE_INPUTS = {"finetuned": "data/prepared", "raft": "data/chunks/chunks.jsonl"}
 TRAINED: tuple[str, ...] = tuple(RECIPE_INPUTS)
 
-# {method}/{tuning}: a fine-tuned model's finetune.method in words (its train_metrics.json records it)
+# {method}/{tuning}: a fine-tuned model's finetune.method in words (ragft.model.loading.finetune_method reads it)
 METHOD_WORDS = {"lora": {"method": "LoRA", "tuning": "LoRA fine-tuning"},
                 "full": {"method": "full fine-tuning", "tuning": "full fine-tuning"}}
 MODEL_LABELS = {"base": "base", "finetuned": "{method} on the documents", "raft": "RAFT ({method}, reading among distractors)"}
@@ -75,20 +75,19 @@ class Arm:
 
     def label(self, method: str = "lora") -> str:
         """What the arm is, in words; ``method``: its model's finetune.method (lora | full)."""
-        words = METHOD_WORDS.get(str(method), {"method": str(method), "tuning": f"{method} fine-tuning"})
         template = ARM_LABELS.get(
             self.name, f"{MODEL_LABELS.get(self.model, self.model)}, {CONTEXT_LABELS.get(self.context, self.context)}"
         )
-        return template.format(**words)
+        return template.format(**method_words(method))
 
     @property
     def is_tuned(self) -> bool:
         return self.model != Model.base
 
 
-def methods(manifests: Mapping[str, Mapping]) -> dict[str, str]:
-    """Fine-tuned model → its finetune.method (lora | full), from each model's manifest.json."""
-    return {m: str(t["method"]) for m, t in manifests.items() if t and t.get("method")}
+def method_words(method: str) -> dict[str, str]:
+    """finetune.method in words: {"method": "LoRA", "tuning": "LoRA fine-tuning"} for lora, and so on."""
+    return METHOD_WORDS.get(str(method), {"method": str(method), "tuning": f"{method} fine-tuning"})
 
 
 def label(name: str, methods: Mapping[str, str] | None = None) -> str:

@@ -371,7 +371,6 @@ def write_evaluate_inputs(root: Path, n_questions: int = 60, seed: int = 0, base
     write_json(root / paths.INDEX_METRICS, {"index_bytes": 307245, "build_seconds": 0.0123})
     for j, m in enumerate(("finetuned", "raft")):
         mdir = root / paths.model_dir(m)
-        write_json(mdir / "manifest.json", {"recipe": m, "method": "lora"})
         write_json(mdir / paths.TRAIN_METRICS, {"train_seconds": 55.2 + 10 * j, "train_loss": 1.234 - 0.2 * j,
                                                  "n_examples": 800, "trainable_params": 12288, "steps": 200,
                                                  "eval_overlap_exact": 0, "eval_overlap_near": 0})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ragft.arms import METHOD_WORDS, RAG, TRAINED, Arm, label
+from ragft.arms import RAG, TRAINED, Arm, label, method_words
 
 METRIC_WORDS = {"exact_match": "EM", "match": "match", "f1": "F1"}  # how the verdict says each metric
 RECIPE_WORDS = {"finetuned": "fine-tuning on the documents", "raft": "RAFT fine-tuning"}
@@ -72,7 +72,7 @@ def verdict(arms: dict[str, dict], differences: dict | None = None, confidence: 
     parts = []
     finetuned_closed = Arm("finetuned", "none").name
     if RAG in score and finetuned_closed in score:
-        tuning = METHOD_WORDS.get((methods or {}).get("finetuned", "lora"), METHOD_WORDS["lora"])["tuning"]
+        tuning = method_words((methods or {}).get("finetuned", "lora"))["tuning"]
         rag, ft = "RAG (base + retrieved)", f"{tuning} (finetuned, closed-book)"
         parts.append("On this corpus, " + say.phrase(
             score, RAG, finetuned_closed, tie=f"{rag} and {ft}: no significant difference ({{d}} {{unit}} points{{ci}})",

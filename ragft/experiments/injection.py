@@ -248,7 +248,7 @@ def render(record: dict) -> str:
         diff = "–" if r["difference"] is None else f"{100 * r['difference']:+.1f}"
         lines.append(f"| `{_md(r['name'])}` | {_md(r['knob'])} | {_pct(r['injected'])} | {diff} | "
                      f"{_pct(r['completion'])} | {_pct(r['base_closed_book'])} | {_pct(r['rag'])} | "
-                     f"{_pct(r['finetuned_rag'])} | {_pct(r.get('base_answered_absent'))} → {_pct(r['answered_absent'])} | "
+                     f"{_pct(r['finetuned_rag'])} | {_pct(r['base_answered_absent'])} → {_pct(r['answered_absent'])} | "
                      f"{r['expect'] or ('reference' if r is record['settings'][0] else '–')} | "
                      f"{_md(r['direction']) or ('–' if r['expect'] else '')} |")
     lines += ["", "## Per knob", ""]

@@ -67,6 +67,11 @@ def is_full_model(model_dir: str | Path) -> bool:
     return (d / "config.json").exists() and not (d / "adapter_config.json").exists()
 
 
+def finetune_method(model_dir: str | Path) -> str:
+    """What a fine-tuned model's folder holds: "full" (whole weights) or "lora" (an adapter); its arms' words."""
+    return "full" if is_full_model(model_dir) else "lora"
+
+
 def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, *, device: str = "auto",
                    dtype: str = "auto", merge: bool = False):
     """Return ``(model, tokenizer, manifest)`` ready for batched generation (left padding, eval mode), in

@@ -58,13 +58,14 @@ def knowledge_blocks(cfg, arms, qa, absent, scores, boot, qids) -> dict:
 def evaluate(cfg, run) -> None:
     import csv
 
-    from ragft.arms import Context, methods, product
+    from ragft.arms import Context, product
     from ragft.config import ConfigError, plain
     from ragft.data.rows import read_scored_questions, split_rows
     from ragft.evaluation import costs, factorial, judge, knowledge, robustness, scoring
     from ragft.evaluation.verdict import verdict
     from ragft.finetune.contamination import contamination_report
     from ragft.io import atomic_file, flatten, json_safe, read_json, read_jsonl, write_json
+    from ragft.model.loading import finetune_method
     from ragft.reporting.model import build_report
     from ragft.reporting.render import write_reports
 
@@ -81,7 +82,7 @@ def evaluate(cfg, run) -> None:
     chunks = read_jsonl(paths.CHUNKS_FILE)
     retrieval, index = read_json(paths.RETRIEVAL_METRICS), read_json(paths.INDEX_METRICS)
     trained = {m: read_json(paths.model_dir(m) / paths.TRAIN_METRICS) for m in cfg.arms.trained}
-    tuned_with = methods({m: read_json(paths.model_dir(m) / "manifest.json") for m in cfg.arms.trained})
+    tuned_with = {m: finetune_method(paths.model_dir(m)) for m in cfg.arms.trained}
     arm_info = {a.name: read_json(paths.predictions_dir(a.model, a.context) / paths.ARM_INFO) for a in arms}
     timings = {a.name: read_json(paths.predictions_dir(a.model, a.context) / paths.TIMINGS) for a in arms}
 

@@ -35,6 +35,7 @@ def measured_decision(root: Path, block: dict) -> dict:
 def summary_text(root: str | Path = ".") -> str:
     from ragft.evaluation.costs import money, summary_lines
     from ragft.io import DataError, read_json
+    from ragft.model.loading import finetune_method
     from ragft.reporting.model import METRIC_SHORT, generated_note, generator_text, retriever_text
     from ragft.reporting.render import interval, level, pct
     from ragft.tracking import tracking_uri
@@ -73,7 +74,8 @@ def summary_text(root: str | Path = ".") -> str:
     if generated.get("generated"):
         lines += ["", generated_note(generated)]
     if decision:
-        d = summary_lines(decision)
+        tuned = {Arm.parse(a).model for a in decision.get("arms", {})} - {"base"}
+        d = summary_lines(decision, {m: finetune_method(root / paths.model_dir(m)) for m in tuned})
         lines += ["", "Decision summary:", f"  {d['best']}", "  Break-even:", *[f"  - {x}" for x in d["break_even"]],
                   "  Assumptions:", *[f"  - {x}" for x in d["assumptions"]]]
     lines += [

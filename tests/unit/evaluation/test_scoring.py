@@ -74,7 +74,6 @@ def write_fixture(root: Path, manifest: dict | None = None) -> None:
     write_json(root / paths.INDEX_METRICS, {"index_bytes": 4608, "build_seconds": 0.01})
     write_json(root / paths.model_dir("finetuned") / paths.TRAIN_METRICS,
                {"train_seconds": 12.5, "eval_overlap_exact": 0, "eval_overlap_near": 0})
-    write_json(root / paths.model_dir("finetuned") / "manifest.json", {"recipe": "finetuned", "method": "lora"})
 
 
 # --------------------------------------------------------------------------- SQuAD

@@ -81,3 +81,13 @@ def test_the_words_name_the_fine_tuning_method_each_model_was_trained_with():
     assert label("finetuned-oracle", {"finetuned": "full"}) == "full fine-tuning on the documents, gold document (oracle)"
     assert label("raft-none", {"finetuned": "full"}) == "RAFT (LoRA, reading among distractors), closed-book"
     assert label("raft-none", {"raft": "full"}) == "RAFT (full fine-tuning, reading among distractors), closed-book"
+
+
+def test_a_fine_tuned_models_method_is_read_from_what_its_folder_holds(tmp_path):
+    from ragft.model.loading import finetune_method
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "config.json").write_text("{}")
+    (tmp_path / "lora").mkdir()
+    (tmp_path / "lora" / "adapter_config.json").write_text("{}")
+    assert finetune_method(tmp_path / "full") == "full" and finetune_method(tmp_path / "lora") == "lora"
