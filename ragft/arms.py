@@ -30,6 +30,9 @@ class Context(StrEnum):
 
 MODELS: tuple[str, ...] = tuple(m.value for m in Model)
 CONTEXTS: tuple[str, ...] = tuple(c.value for c in Context)
+# Contexts handed the gold document: the retrieval ceiling, which no user can deploy (they have no gold document
+# for a new question). The decision (best arm, break-even) is among the other arms; these are shown as ceilings.
+ORACLE_CONTEXTS: tuple[str, ...] = (Context.oracle.value, Context.oracle_distractors.value)
 
 # The fine-tuned models → what their recipe reads besides the base model and data/prepared (dvc.yaml's
 # foreach over arms.trained makes one finetune@<model> stage each, depending on that input only).
@@ -83,6 +86,11 @@ class Arm:
     @property
     def is_tuned(self) -> bool:
         return self.model != Model.base
+
+    @property
+    def deployable(self) -> bool:
+        """Whether a user could run this arm on a new question (no gold document in its prompt)."""
+        return self.context not in ORACLE_CONTEXTS
 
 
 def method_words(method: str) -> dict[str, str]:

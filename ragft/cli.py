@@ -7,6 +7,7 @@
     ragft injection [PLAN.yaml]  one experiment per knowledge-injection knob, against the published directions
     ragft compare [...]          compare experiments side by side (default: the latest sweep)
     ragft summary                the verdict and every arm of the workspace's experiment
+    ragft plan [--half-width 5]  how many eval documents and questions would settle each of the verdict's comparisons
     ragft serve [--port 8000]    the pipeline's models behind `transformers serve` on 127.0.0.1 (OpenAI API)
     ragft init FOLDER [--qa FILE] check a folder of your documents (and its QA file), copy them into data/raw/
 
@@ -68,6 +69,20 @@ def _summary(args: argparse.Namespace) -> int:
     from ragft.reporting.summary import summary_text
 
     print(summary_text(), end="")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from ragft.config import ConfigError
+    from ragft.io import DataError
+    from ragft.reporting.summary import plan_text
+
+    try:
+        print(plan_text(half_width=args.half_width, min_effect=args.min_effect, power=args.power,
+                        cluster=args.cluster), end="")
+    except (DataError, ConfigError) as err:
+        log.error("%s", err)
+        return 1
     return 0
 
 
@@ -149,6 +164,19 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="print the verdict and every arm of the workspace's experiment")
     p.set_defaults(func=_summary)
+
+    p = sub.add_parser("plan", help="how many eval documents and questions would settle each comparison of the verdict",
+                       description="From the workspace's per-question scores (reports/per_question.csv) and the "
+                                   "questions' documents: per comparison of the verdict, the eval documents and "
+                                   "questions needed for an interval of ±HALF_WIDTH points, and for POWER to detect "
+                                   "MIN_EFFECT points (defaults: params.yaml's eval.plan). Method: "
+                                   "ragft/evaluation/planner.py.")
+    p.add_argument("--half-width", type=float, default=None, help="target half-width in points (eval.plan.half_width)")
+    p.add_argument("--min-effect", type=float, default=None, help="difference to detect, in points (eval.plan.min_effect)")
+    p.add_argument("--power", type=float, default=None, help="power for --min-effect (eval.plan.power)")
+    p.add_argument("--cluster", choices=["document", "question"], default=None,
+                   help="the resampling unit (eval.cluster)")
+    p.set_defaults(func=_plan)
     return top
 
 

@@ -358,7 +358,8 @@ def write_evaluate_inputs(root: Path, n_questions: int = 60, seed: int = 0, base
             answer = q["answer"] if right else ("" if j % 7 == 3 else f"wrong {j} <i>{marker}</i>")
             ctx = by_ctx[arm.context][q["qid"]]
             preds.append({"qid": q["qid"], "answer": answer, "chunk_ids": [c["chunk_id"] for c in ctx],
-                          "scores": [c["score"] for c in ctx], "prompt_tokens": tokens})
+                          "scores": [c["score"] for c in ctx], "prompt_tokens": tokens,
+                          "output_tokens": len(answer.split()) + 1})
         out = root / paths.predictions_dir(arm.model, arm.context)
         write_jsonl(out / paths.PREDICTIONS_FILE, preds)
         write_json(out / paths.ARM_INFO, {"arm": arm.name, "model": arm.model, "context": arm.context,

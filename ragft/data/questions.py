@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import random
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,14 +230,11 @@ def _decoding(gcfg: Any) -> Any:
 
 
 def generate_local(asks: list[Ask], titles: dict[str, str], gcfg: Any) -> tuple[list[str], dict]:
-    """Replies of the in-process generator, batched; sampling is seeded per batch (deterministic on CPU).
-    Each batch's replies go to the answer cache, so a rerun that changes only a filter generates nothing."""
-    from tqdm.auto import tqdm
-    from transformers import set_seed
-
-    from ragft.model import answer_cache
+    """Replies of the in-process generator through the infer stage's generation loop (ragft.model.generation:
+    batched in the asks' order, sampling seeded per batch, deterministic on CPU). The replies go to the answer
+    cache, so a rerun that changes only a filter generates nothing."""
     from ragft.model.answer_cache import AnswerCache, default_dir
-    from ragft.model.generation import generate_batch, generation_config
+    from ragft.model.generation import generate, generation_config
 
     model, tokenizer, identity = load_local_generator(gcfg)
     gen_cfg = generation_config(_decoding(gcfg), model, tokenizer)
@@ -252,25 +248,15 @@ def generate_local(asks: list[Ask], titles: dict[str, str], gcfg: Any) -> tuple[
         else:  # a model without a chat template gets the turns as plain text
             text = "\n\n".join(m["content"] for m in messages) + "\n" + PREFIX
             prompts.append(tokenizer(text)["input_ids"])
-    replies: list[str] = []
-    size = max(1, int(gcfg.batch_size))
-    cache, decoding = AnswerCache(default_dir()), {**gen_cfg.to_dict(), "engine": "generate_qa"}
-    start, cached = time.perf_counter(), 0
-    for b in tqdm(range(0, len(prompts), size), desc="generate questions", unit="batch"):
-        batch, seed = prompts[b : b + size], int(gcfg.seed) * 100_003 + b
-        k = answer_cache.key(identity, batch, {**decoding, "seed": seed})
-        hit = cache.get(k)
-        if hit is not None and len(hit["answers"]) == len(batch):
-            out, cached = hit["answers"], cached + len(batch)
-        else:
-            set_seed(seed)  # sampling seeded per batch: the same batches give the same replies on CPU
-            out = generate_batch(model, tokenizer, batch, gen_cfg)
-            cache.put(k, out, {})
-        replies.extend(f"{PREFIX} {o}" for o in out)
-    seconds = time.perf_counter() - start
+    out = generate(prompts, model, tokenizer, gen_cfg, batch_size=int(gcfg.batch_size), seed=int(gcfg.seed),
+                   cache=AnswerCache(default_dir()), identity=identity, decoding={"engine": "generate_qa"},
+                   longest_first=False, desc="generate questions")
+    cached = len(asks) if out.from_cache else 0
     if cached:
-        log.info("%d of %d replies from the answer cache (same generator, prompts and decoding)", cached, len(asks))
-    return replies, {"identity": identity, "seconds": round(seconds, 2), "requests": len(asks), "cached": cached}
+        log.info("%d replies from the answer cache (same generator, prompts and decoding)", cached)
+    replies = [f"{PREFIX} {o}" for o in out.texts]
+    return replies, {"identity": identity, "seconds": round(out.timings["seconds"], 2), "requests": len(asks),
+                     "cached": cached}
 
 
 def generate_served(asks: list[Ask], titles: dict[str, str], gcfg: Any) -> tuple[list[str], dict]:
@@ -285,7 +271,7 @@ def generate_served(asks: list[Ask], titles: dict[str, str], gcfg: Any) -> tuple
                 for a in asks]
     identity = {"engine": "openai", "name": str(ocfg.model), "server": client.public_url(str(ocfg.base_url)),
                 "served": entry}
-    replies, timings = client.answer_requests(requests, ocfg, _decoding(gcfg), str(ocfg.model), identity,
+    replies, _, timings = client.answer_requests(requests, ocfg, _decoding(gcfg), str(ocfg.model), identity,
                                              AnswerCache(default_dir()))  # a rerun after a failure resumes
     return replies, {"identity": identity, "seconds": round(timings["seconds"], 2), "requests": len(asks)}
 

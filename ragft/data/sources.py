@@ -91,7 +91,7 @@ def load_synthbio(ds: Any) -> Corpus:
                    "doc_ids": list(d.person_ids), "attribute": d.kind})
     unanswerable = [
         {"qid": f"{p.person_id}-{q.attribute}", "question": q.question, "answer": synthbio.ABSTAIN, "doc_ids": [],
-         "attribute": q.attribute}
+         "attribute": q.attribute, "cluster": p.person_id}   # no document: resampled with the person's others
         for p in absent for q in synthbio.make_questions(p, random.Random(f"qa:{ds.seed}:{p.person_id}"))
     ]
     return Corpus(documents, qa, paraphrases, unanswerable)

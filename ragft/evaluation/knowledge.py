@@ -9,14 +9,14 @@
 - groups: each arm's score per question group (synthbio's celebrity and minority people: the people who got
   the augmentation and the ones who did not, Allen-Zhu & Li 3.1 §6).
 
-All fractions in [0, 1] with percentile bootstrap CIs (eval.bootstrap_*), in metrics.json.
+All fractions in [0, 1] with clustered intervals (ragft.evaluation.stats.Resampling), in metrics.json.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ragft.evaluation.factorial import Bootstrap
+from ragft.evaluation.stats import Resampling
 from ragft.text import normalize_answer
 
 # What counts as abstaining: the testbed's trained word, and what instruction-tuned models say instead.
@@ -30,16 +30,13 @@ def is_abstention(answer: str) -> bool:
     return any(f" {normalize_answer(p)} " in words for p in ABSTENTIONS)
 
 
-def _share(values: list[float], boot: Bootstrap) -> dict:
-    """The mean of per-question values (flags count as 0/1) with its bootstrap CI and the count."""
-    from ragft.evaluation.stats import bootstrap_mean
-
-    ci = bootstrap_mean([float(v) for v in values], resamples=boot.resamples, seed=boot.seed, level=boot.level)
-    return {"estimate": ci.estimate, "ci_low": ci.low, "ci_high": ci.high, "n": len(values)}
+def _share(values: list[float], qids: list[str], rs: Resampling) -> dict:
+    """The mean of per-question values (flags count as 0/1) with its clustered interval and the counts."""
+    return rs.mean([float(v) for v in values], qids).fields()
 
 
 def storage(probes: list[dict], completions: dict[str, list[dict]], closed_book: dict[str, dict[str, float]],
-            boot: Bootstrap) -> dict[str, dict]:
+            rs: Resampling) -> dict[str, dict]:
     """model → {"completion": share of probes continued with the answer, "closed_book": the model's
     closed-book exact match on the same questions (None when the experiment has no closed-book arm),
     "stored_not_extractable": share completed but not answered}. ``completions``: model → infer's rows;
@@ -56,33 +53,34 @@ def storage(probes: list[dict], completions: dict[str, list[dict]], closed_book:
                             f"{len(answer)} questions. Fix: `dvc repro infer@{model}`.")
         qids = sorted(answer)
         hits = [completion_hit(got[q], answer[q]) for q in qids]
-        entry = {"completion": _share(hits, boot), "closed_book": None, "stored_not_extractable": None}
+        entry = {"completion": _share(hits, qids, rs), "closed_book": None, "stored_not_extractable": None}
         if model in closed_book:
             em = [bool(closed_book[model][q]) for q in qids]
-            entry["closed_book"] = _share(em, boot)
-            entry["stored_not_extractable"] = _share([h and not e for h, e in zip(hits, em)], boot)
+            entry["closed_book"] = _share(em, qids, rs)
+            entry["stored_not_extractable"] = _share([h and not e for h, e in zip(hits, em)], qids, rs)
         out[model] = entry
     return out
 
 
-def abstention(questions: list[dict], predictions: dict[str, dict[str, dict]], boot: Bootstrap) -> dict[str, dict]:
+def abstention(questions: list[dict], predictions: dict[str, dict[str, dict]], rs: Resampling) -> dict[str, dict]:
     """arm → {"abstained": share of the absent people's questions declined, "answered": the share answered
     anyway (confident wrong answers: no document holds these people)}."""
     out = {}
+    qids = [q["qid"] for q in questions]
     for arm, by_qid in predictions.items():
-        declined = [is_abstention(by_qid[q["qid"]]["answer"]) for q in questions]
-        out[arm] = {"abstained": _share(declined, boot), "answered": _share([not d for d in declined], boot)}
+        declined = [is_abstention(by_qid[q]["answer"]) for q in qids]
+        out[arm] = {"abstained": _share(declined, qids, rs), "answered": _share([not d for d in declined], qids, rs)}
     return out
 
 
-def groups(questions: list[dict], per_question: dict[str, list[dict]], metric: str, boot: Bootstrap) -> dict:
+def groups(questions: list[dict], per_question: dict[str, list[dict]], metric: str, rs: Resampling) -> dict:
     """group → arm → ``metric`` with CI, over the eval questions that carry a "group" (empty when none do)."""
     names = sorted({q["group"] for q in questions if q.get("group")})
     out: dict[str, dict] = {}
     for name in names:
         idx = [i for i, q in enumerate(questions) if q.get("group") == name]
-        out[name] = {arm: _share([rows[i][metric] for i in idx], boot)
-                     for arm, rows in per_question.items()}
+        qids = [questions[i]["qid"] for i in idx]
+        out[name] = {arm: _share([rows[i][metric] for i in idx], qids, rs) for arm, rows in per_question.items()}
     return out
 
 

@@ -1,4 +1,5 @@
-"""The retrieval-robustness sweep, scored: each model's primary metric in each condition, with a bootstrap CI,
+"""The retrieval-robustness sweep, scored: each model's primary metric in each condition, with its clustered
+interval (ragft.evaluation.stats.Resampling),
 and the few contrasts that answer "does fine-tuning make the model more robust to bad retrieval?".
 
 Conditions and their contexts: ragft.retrieval.robustness. Each model's answers come from its
@@ -12,17 +13,16 @@ import math
 from typing import Any
 
 from ragft import paths
-from ragft.evaluation.factorial import Bootstrap
+from ragft.evaluation.stats import Resampling
 from ragft.io import read_json
 
 log = logging.getLogger(__name__)
 
 
-def score(cfg: Any, qa: list[dict], boot: Bootstrap) -> dict:
+def score(cfg: Any, qa: list[dict], rs: Resampling) -> dict:
     """metrics/robustness.json's document: {enabled, metric, conditions, models: {model: {condition: CI}},
     contrasts: {model: {...}}}; {enabled: false} when the sweep is off."""
     from ragft.evaluation.scoring import read_predictions, score_arm
-    from ragft.evaluation.stats import bootstrap_mean
     from ragft.retrieval import robustness
 
     models = robustness.models(cfg)
@@ -37,11 +37,9 @@ def score(cfg: Any, qa: list[dict], boot: Bootstrap) -> dict:
         for c in conditions:
             preds = read_predictions(paths.robustness_predictions(model, c["name"]), qids, stage=f"infer@{model}")
             rows = score_arm(c["name"], qa, preds, {}, None, use_ragas=False).per_question
-            ci = bootstrap_mean([r[metric] for r in rows], resamples=boot.resamples, seed=boot.seed, level=boot.level)
-            out[model][c["name"]] = {"estimate": round(ci.estimate, 6), "ci_low": round(ci.low, 6),
-                                     "ci_high": round(ci.high, 6), "n": len(rows)}
+            out[model][c["name"]] = rs.mean([r[metric] for r in rows], qids).fields()
         log.info("robustness %s: %s", model, {k: v["estimate"] for k, v in out[model].items()})
-    return {"enabled": True, "metric": metric, "confidence": boot.level, "conditions": conditions, "models": out,
+    return {"enabled": True, "metric": metric, "confidence": rs.level, "conditions": conditions, "models": out,
             "contrasts": {m: contrasts(out[m], conditions) for m in models}}
 
 

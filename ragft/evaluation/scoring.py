@@ -38,6 +38,10 @@ def read_predictions(pred_dir: str | Path, qids: list[str], stage: str | None = 
             raise DataError(
                 f"{path}: row {lineno} needs 'qid' and a string 'answer'. Rerun `dvc repro {stage}`."
             )
+        count = row.get("output_tokens")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise DataError(f"{path}: row {lineno} has no 'output_tokens' count (the answer's generated tokens; "
+                            f"predictions from before they were counted). Rerun `dvc repro {stage}`.")
         if row["qid"] not in other_split:
             by_qid[row["qid"]] = row
     missing = [q for q in qids if q not in by_qid]

@@ -1,8 +1,9 @@
-"""The verdict: one sentence a reader can act on, from the arms' scores and the paired CIs.
+"""The verdict: one sentence a reader can act on, from the arms' scores and the paired intervals.
 
 It is computed once, by the evaluate stage, and stored in metrics/metrics.json (``verdict``) with the
 metric and the confidence level it speaks of; the reports and `ragft summary` show it from there.
-A difference whose CI spans 0 is called "no significant difference".
+A difference whose interval spans 0 is called "no significant difference". The best arm is chosen among the
+arms a user can deploy; an oracle arm (handed the gold document) is named as a ceiling, never as the best.
 """
 
 from __future__ import annotations
@@ -60,38 +61,73 @@ class _Sentences:
         return behind.format(d=f"{-d:.1f}", ci=self.ci(b, a), unit=self.unit)
 
 
+FINETUNED_CLOSED = Arm("finetuned", "none").name  # the headline's other side: fine-tuning on the documents
+
+
+def comparisons(arms) -> list[tuple[str, str]]:
+    """The paired differences (a − b) the verdict speaks of, among ``arms``: RAG against fine-tuning on the
+    documents closed-book (the headline), then each fine-tuned model with retrieval against RAG (what it adds on
+    top of RAG). The planner plans exactly these."""
+    names = set(arms)
+    if RAG not in names:
+        return []
+    out = [(RAG, FINETUNED_CLOSED)] if FINETUNED_CLOSED in names else []
+    return out + [(Arm(m, "retrieved").name, RAG) for m in TRAINED if Arm(m, "retrieved").name in names]
+
+
+def leaders(score: dict[str, float]) -> list[str]:
+    """The arms tied at the top score (at the reports' precision), sorted."""
+    best = max(score.values())
+    return sorted(arm for arm, v in score.items() if _points(v, best) == 0)
+
+
 def verdict(arms: dict[str, dict], differences: dict | None = None, confidence: float = 0.95,
-            metric: str = "exact_match", methods: dict[str, str] | None = None) -> dict:
-    """``{"text", "metric", "confidence", "best_arms", "best_score"}`` from metrics.json's arms and differences;
-    ``methods``: fine-tuned model → its finetune.method (lora | full), for the words."""
+            metric: str = "exact_match", methods: dict[str, str] | None = None, design: dict | None = None) -> dict:
+    """``{"text", "metric", "confidence", "best_arms", "best_score", "ceilings"}`` from metrics.json's arms and
+    differences; the best arms are deployable ones, ``ceilings`` the oracle arms' scores. ``methods``: fine-tuned
+    model → its finetune.method (lora | full), for the words; ``design``: metrics.json's ``inference`` block (what
+    the intervals are over, said once at the end)."""
     score = {arm: m.get(metric) for arm, m in arms.items() if m.get(metric) is not None}
     say = _Sentences(differences, confidence, metric)
-    out = {"metric": metric, "confidence": confidence, "best_arms": [], "best_score": None}
+    deployable = {a: v for a, v in score.items() if Arm.parse(a).deployable}
+    ceilings = {a: v for a, v in score.items() if a not in deployable}
+    out = {"metric": metric, "confidence": confidence, "best_arms": [], "best_score": None, "ceilings": ceilings}
     if not score:
         return {**out, "text": f"No arm has a {say.unit} score."}
     parts = []
-    finetuned_closed = Arm("finetuned", "none").name
-    if RAG in score and finetuned_closed in score:
-        tuning = method_words((methods or {}).get("finetuned", "lora"))["tuning"]
-        rag, ft = "RAG (base + retrieved)", f"{tuning} (finetuned, closed-book)"
-        parts.append("On this corpus, " + say.phrase(
-            score, RAG, finetuned_closed, tie=f"{rag} and {ft}: no significant difference ({{d}} {{unit}} points{{ci}})",
-            ahead=f"{rag} beats {ft} by {{d}} {{unit}} points{{ci}}", behind=f"{ft} beats {rag} by {{d}} {{unit}} points{{ci}}"))
-    for model in TRAINED:
-        both, name = Arm(model, "retrieved").name, RECIPE_WORDS[model]
-        if both in score and RAG in score:
-            parts.append(say.phrase(score, both, RAG, tie=f"{name} on top of RAG: no significant difference ({{d}} points{{ci}})",
+    for a, b in comparisons(score):
+        if a == RAG:
+            tuning = method_words((methods or {}).get("finetuned", "lora"))["tuning"]
+            rag, ft = "RAG (base + retrieved)", f"{tuning} (finetuned, closed-book)"
+            parts.append("On this corpus, " + say.phrase(
+                score, a, b, tie=f"{rag} and {ft}: no significant difference ({{d}} {{unit}} points{{ci}})",
+                ahead=f"{rag} beats {ft} by {{d}} {{unit}} points{{ci}}",
+                behind=f"{ft} beats {rag} by {{d}} {{unit}} points{{ci}}"))
+        else:
+            name = RECIPE_WORDS.get(Arm.parse(a).model, Arm.parse(a).model)
+            parts.append(say.phrase(score, a, b, tie=f"{name} on top of RAG: no significant difference ({{d}} points{{ci}})",
                                     ahead=f"{name} added {{d}} points on top of RAG{{ci}}",
                                     behind=f"{name} on top of RAG lost {{d}} points{{ci}}"))
-    best = max(score.values())
-    leaders = sorted(arm for arm, v in score.items() if _points(v, best) == 0)
-    names = [f"{arm} ({label(arm, methods)})" for arm in leaders]
-    if len(leaders) == 1:
-        best_sentence = f"Best arm: {names[0]}, {say.unit} {100 * best:.1f}%."
-    elif len(leaders) == len(score):
-        best_sentence = f"All arms tie at {say.unit} {100 * best:.1f}%."
+    if deployable:
+        top = leaders(deployable)
+        best = deployable[top[0]]
+        names = [f"{arm} ({label(arm, methods)})" for arm in top]
+        if len(top) == 1:
+            best_sentence = f"Best arm: {names[0]}, {say.unit} {100 * best:.1f}%."
+        elif len(top) == len(deployable):
+            best_sentence = f"All arms tie at {say.unit} {100 * best:.1f}%."
+        else:
+            best_sentence = f"Best arms (tied): {', '.join(names[:-1])} and {names[-1]}, {say.unit} {100 * best:.1f}%."
+        out.update(best_arms=top, best_score=best)
     else:
-        best_sentence = f"Best arms (tied): {', '.join(names[:-1])} and {names[-1]}, {say.unit} {100 * best:.1f}%."
+        best_sentence = "No deployable arm (every arm is handed the gold document)."
+    if ceilings:
+        top = leaders(ceilings)
+        best_sentence += (f" Ceiling with the gold document in the prompt (not deployable): {' and '.join(top)}, "
+                          f"{say.unit} {100 * ceilings[top[0]]:.1f}%.")
+    if design and design.get("clusters"):
+        best_sentence += (f" Intervals are over the {design['clusters']} eval {design['unit']}s "
+                          f"({design['questions']} questions).")
     lead = "; ".join(parts)
     text = f"{lead}. {best_sentence}" if lead else best_sentence
-    return {**out, "text": text, "best_arms": leaders, "best_score": best}
+    return {**out, "text": text}

@@ -195,7 +195,8 @@ def render(title: str, exps: list[Experiment], seed_keys: set[str], skipped: lis
     intro = (
         f"{len(exps)} experiments, from `dvc exp show`. Values in % on the eval split unless a table says dev; "
         "[..] is each arm's confidence interval "
-        "(paired bootstrap, from the experiment's metrics/metrics.json); the best value per arm is bold."
+        "(over its clusters, eval.cluster: from the experiment's metrics/metrics.json); the best value per arm "
+        "is bold."
     )
     lines = [f"# {title}", "", intro, ""]
     if skipped:

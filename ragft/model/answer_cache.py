@@ -57,7 +57,7 @@ class AnswerCache:
         return self.root / k[:2] / f"{k}.json"
 
     def get(self, k: str) -> dict | None:
-        """``{"answers": [...], "timings": {...}}`` as generated, or None."""
+        """``{"answers": [...], "output_tokens": [...], "timings": {...}}`` as generated, or None."""
         path = self._path(k)
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
@@ -66,9 +66,14 @@ class AnswerCache:
         if entry.get("key") != k or not isinstance(entry.get("answers"), list):
             log.warning("answer cache: %s is not the entry it is named after; generating again", path)
             return None
+        if len(entry.get("output_tokens") or []) != len(entry["answers"]):
+            return None  # written before answers carried their token counts: generated again, with them
         return entry
 
-    def put(self, k: str, answers: list[str], timings: dict) -> None:
-        """The answers, with the timings measured when they were generated (what the cost tables show)."""
+    def put(self, k: str, answers: list[str], timings: dict, output_tokens: list[int | None]) -> None:
+        """The answers with their output-token counts (None: a server that reported none), and the timings
+        measured when they were generated (what the cost tables show)."""
         with atomic_file(self._path(k)) as fh:
-            json.dump({"key": k, "answers": answers, "timings": timings}, fh, ensure_ascii=False)
+            json.dump({"key": k, "answers": answers,
+                       "output_tokens": [None if n is None else int(n) for n in output_tokens],
+                       "timings": timings}, fh, ensure_ascii=False)

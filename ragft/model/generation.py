@@ -177,8 +177,19 @@ def generation_config(icfg: Any, model: Any, tokenizer: Any):
     return GenerationConfig(**settings)
 
 
-def generate_batch(model: Any, tokenizer: Any, batch: list[list[int]], gen_cfg: Any) -> list[str]:
-    """Greedy/sampled continuation of a left-padded batch; only the new tokens, decoded and stripped."""
+def new_token_counts(new_ids: Any, eos_token_id: Any) -> list[int]:
+    """Per row of generated ids, the tokens before its end of sequence (the EOS itself and the padding after
+    it excluded): what the model produced, and what a provider bills as output tokens."""
+    eos = set(eos_token_id if isinstance(eos_token_id, (list, tuple)) else [eos_token_id]) - {None}
+    counts = []
+    for row in new_ids.tolist():
+        counts.append(next((i for i, t in enumerate(row) if t in eos), len(row)))
+    return counts
+
+
+def generate_batch(model: Any, tokenizer: Any, batch: list[list[int]], gen_cfg: Any) -> tuple[list[str], list[int]]:
+    """Greedy/sampled continuation of a left-padded batch: only the new tokens, decoded and stripped, and how
+    many each answer generated (end of sequence excluded)."""
     import torch
 
     enc = tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
@@ -190,21 +201,91 @@ def generate_batch(model: Any, tokenizer: Any, batch: list[list[int]], gen_cfg: 
             generation_config=gen_cfg,
         )
     new = out[:, enc["input_ids"].shape[1] :]
-    return [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    texts = [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    return texts, new_token_counts(new, gen_cfg.eos_token_id)
+
+
+@dataclass
+class Generated:
+    """What ``generate`` returns: one text and one output-token count per prompt, in the prompts' order, the
+    generation's timings (measured then, when read from the cache) and whether they came from the cache."""
+
+    texts: list[str]
+    output_tokens: list[int]
+    timings: dict
+    from_cache: bool
+
+
+def generate(prompts: list[list[int]], model: Any, tokenizer: Any, gen_cfg: Any, *, batch_size: int, seed: int,
+             cache: Any = None, identity: dict | None = None, decoding: dict | None = None,
+             longest_first: bool = True, desc: str = "generate") -> Generated:
+    """Every prompt's continuation, in batches: the one generation loop of ragft (the infer stage's answers,
+    the generated questions). Sampling is seeded per batch (``seed`` and the batch's position), so the same
+    prompts give the same texts on one CPU. ``longest_first`` batches long prompts together (less padding; a
+    batch too big for the device fails at the start rather than at the end).
+
+    With ``cache`` (ragft.model.answer_cache) and the generator's ``identity``, prompts generated before with
+    the same decoding (``gen_cfg`` plus ``decoding``: what else the texts depend on) are read back, counts and
+    timings included, instead of generated; new ones are written there."""
+    from tqdm.auto import tqdm
+
+    bs = max(1, int(batch_size))
+    cache_key = None
+    if cache is not None and identity is not None:
+        from ragft.model.answer_cache import key
+
+        settings = {**gen_cfg.to_diff_dict(), "batch_size": bs, "seed": seed if gen_cfg.do_sample else None,
+                    "longest_first": longest_first, **(decoding or {})}
+        cache_key = key(identity, prompts, settings)
+        hit = cache.get(cache_key)
+        if hit is not None and len(hit["answers"]) == len(prompts):
+            log.info("%d answers from the answer cache (generated before with this model, prompts and decoding)",
+                     len(prompts))
+            return Generated(hit["answers"], hit["output_tokens"], hit["timings"], True)
+
+    order = (sorted(range(len(prompts)), key=lambda i: -len(prompts[i])) if longest_first
+             else list(range(len(prompts))))
+    texts: dict[int, str] = {}
+    counts: dict[int, int] = {}
+    latencies: list[float] = []
+    start = time.perf_counter()
+    for b in tqdm(range(0, len(order), bs), desc=desc, unit="batch"):
+        idx = order[b : b + bs]
+        if gen_cfg.do_sample:
+            from transformers import set_seed
+
+            set_seed(int(seed) * 100_003 + b)
+        t0 = time.perf_counter()
+        out, n_new = generate_batch(model, tokenizer, [prompts[i] for i in idx], gen_cfg)
+        per_q = (time.perf_counter() - t0) / len(idx)
+        latencies += [per_q] * len(idx)
+        texts.update(zip(idx, out))
+        counts.update(zip(idx, n_new))
+    total = time.perf_counter() - start
+    n = len(prompts)
+    timings = {
+        "questions": n,
+        "seconds": total,
+        "questions_per_second": n / total if total > 0 else math.nan,
+        "mean_latency_seconds": sum(latencies) / n if n else math.nan,
+        "latency_note": "per question = batch wall time / batch size",
+        "batch_size": bs,
+        "device": str(next(model.parameters()).device),
+    }
+    result = Generated([texts[i] for i in range(n)], [counts[i] for i in range(n)], timings, False)
+    if cache_key is not None:
+        cache.put(cache_key, result.texts, timings, result.output_tokens)
+    return result
 
 
 def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any, cache: Any = None,
                      identity: dict | None = None) -> tuple[list[dict], dict]:
     """Answer every question of ``rows`` (contexts rows); return (prediction rows in input order, timings).
 
-    Per-question latency is the batch's wall time divided by its size (questions of a batch are
-    answered together). Prompts are batched longest first: less padding, and a batch too big for the
-    device fails at the start rather than at the end. With ``cache`` (ragft.model.answer_cache) and the
-    model's ``identity``, a context whose prompts, model and decoding were answered before is read back
-    (with the timings measured then) instead of generated.
+    Per-question latency is the batch's wall time divided by its size (questions of a batch are answered
+    together). With ``cache`` and the model's ``identity``, a context whose prompts, model and decoding were
+    answered before is read back (with the timings measured then) instead of generated (``generate``).
     """
-    from tqdm.auto import tqdm
-
     icfg = cfg.inference
     if tokenizer.padding_side != "left" or tokenizer.pad_token_id is None:
         raise DataError(
@@ -214,58 +295,22 @@ def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any, cac
     if limit <= 0:
         raise DataError(f"inference.max_new_tokens ({icfg.max_new_tokens}) leaves no room for a prompt in this model.")
     fitted = fit_prompts(rows, cfg, tokenizer, limit)
-    gen_cfg = generation_config(icfg, model, tokenizer)
-    bs = max(1, int(icfg.batch_size))
-    cache_key = None
-    if cache is not None and identity is not None:
-        from ragft.model.answer_cache import key
-
-        decoding = {**gen_cfg.to_diff_dict(), "batch_size": bs, "seed": icfg.seed if icfg.do_sample else None}
-        cache_key = key(identity, [f.input_ids for f in fitted], decoding)
-        hit = cache.get(cache_key)
-        if hit is not None and len(hit["answers"]) == len(fitted):
-            log.info("%d answers from the answer cache (generated before with this model, prompts and decoding)",
-                     len(fitted))
-            return prediction_rows(fitted, hit["answers"]), {**hit["timings"], "from_cache": True}
-    if icfg.do_sample:
-        from transformers import set_seed
-
-        set_seed(icfg.seed)
-
-    order = sorted(range(len(fitted)), key=lambda i: -len(fitted[i].input_ids))
-    answers: dict[int, str] = {}
-    latencies: list[float] = []
-    start = time.perf_counter()
-    for b in tqdm(range(0, len(order), bs), desc="generate", unit="batch"):
-        idx = order[b : b + bs]
-        t0 = time.perf_counter()
-        texts = generate_batch(model, tokenizer, [fitted[i].input_ids for i in idx], gen_cfg)
-        per_q = (time.perf_counter() - t0) / len(idx)
-        latencies += [per_q] * len(idx)
-        answers.update(zip(idx, texts))
-    total = time.perf_counter() - start
-
-    predictions = prediction_rows(fitted, [answers[i] for i in range(len(fitted))])
+    out = generate([f.input_ids for f in fitted], model, tokenizer, generation_config(icfg, model, tokenizer),
+                   batch_size=icfg.batch_size, seed=icfg.seed, cache=cache, identity=identity)
+    predictions = prediction_rows(fitted, out.texts, out.output_tokens)
     n = len(predictions)
-    timings = {
-        "questions": n,
-        "seconds": total,
-        "questions_per_second": n / total if total > 0 else math.nan,
-        "mean_latency_seconds": sum(latencies) / n,
-        "latency_note": "per question = batch wall time / batch size",
-        "batch_size": bs,
-        "mean_prompt_tokens": sum(p["prompt_tokens"] for p in predictions) / n,
-        "truncated_prompts": sum(f.truncated for f in fitted),
-        "device": str(next(model.parameters()).device),
-    }
-    if cache_key is not None:
-        cache.put(cache_key, [p["answer"] for p in predictions], timings)
-    return predictions, {**timings, "from_cache": False}
+    timings = {**out.timings,
+               "mean_prompt_tokens": sum(p["prompt_tokens"] for p in predictions) / n if n else math.nan,
+               "mean_output_tokens": sum(out.output_tokens) / n if n else math.nan,
+               "truncated_prompts": sum(f.truncated for f in fitted), "from_cache": out.from_cache}
+    return predictions, timings
 
 
-def prediction_rows(fitted: list[FittedPrompt], answers: list[str]) -> list[dict]:
-    """The predictions.jsonl rows of one arm (either engine): the answer, what was in the prompt, its length."""
+def prediction_rows(fitted: list[FittedPrompt], answers: list[str], output_tokens: list[int]) -> list[dict]:
+    """The predictions.jsonl rows of one arm (either engine): the answer, what was in the prompt, its length,
+    and the answer's length in generated tokens (end of sequence excluded)."""
     return [
-        {"qid": f.qid, "answer": a, "chunk_ids": f.chunk_ids, "scores": f.scores, "prompt_tokens": len(f.input_ids)}
-        for f, a in zip(fitted, answers)
+        {"qid": f.qid, "answer": a, "chunk_ids": f.chunk_ids, "scores": f.scores, "prompt_tokens": len(f.input_ids),
+         "output_tokens": int(n)}
+        for f, a, n in zip(fitted, answers, output_tokens)
     ]

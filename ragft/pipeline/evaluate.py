@@ -3,8 +3,12 @@
 Every number of the verdict, the reports and metrics.json's top level is on the eval split; with a dev split
 (dataset.dev_fraction) metrics.json's "dev" block holds every arm's scores on dev, what `ragft tune` optimises.
 
-Writes metrics/metrics.json (DVC metrics, deterministic: arms with CIs, paired differences, effects,
-contamination, the verdict, the decision summary's token-priced costs: ragft.evaluation.costs),
+Every interval and test resamples the questions' clusters (eval.cluster: their source documents by default;
+ragft.evaluation.stats), and metrics.json's ``inference`` block says what they are.
+
+Writes metrics/metrics.json (DVC metrics, deterministic: arms with intervals, paired differences, effects,
+contamination, the verdict, the decision summary's token-priced costs: ragft.evaluation.costs, the sample-size
+plan: ragft.evaluation.planner),
 metrics/robustness.json (the robustness sweep, when enabled), reports/per_question.csv, plots/metric_by_arm.csv, and the two reports
 (reports/comparison.md, reports/report.html + its PNGs in reports/plots/), all from what this stage
 computed in memory.
@@ -31,7 +35,7 @@ def read_loss_curve(path, column: str = "loss") -> list[tuple[float, float]]:
         return [(float(r["step"]), float(r[column])) for r in csv.DictReader(fh) if r.get("step") and r.get(column)]
 
 
-def knowledge_blocks(cfg, arms, qa, absent, scores, boot, qids) -> dict:
+def knowledge_blocks(cfg, arms, qa, absent, scores, rs, qids) -> dict:
     """metrics.json's storage (eval.storage_probe), absent (dataset.absent_people) and groups (questions with a
     group: synthbio's celebrities) blocks, each only when the experiment measures it."""
     from ragft.arms import Context
@@ -44,12 +48,12 @@ def knowledge_blocks(cfg, arms, qa, absent, scores, boot, qids) -> dict:
         completions = {m: read_jsonl(paths.storage_completions(m)) for m in cfg.arms.models}
         closed = {a.model: {q["qid"]: r["exact_match"] for q, r in zip(qa, scores[a.name].per_question)}
                   for a in arms if a.context == Context.none}
-        out["storage"] = knowledge.storage(probes, completions, closed, boot)
+        out["storage"] = knowledge.storage(probes, completions, closed, rs)
     if absent:
         preds = {a.name: scoring.read_predictions(paths.predictions_dir(a.model, a.context), sorted(qids["absent"]),
                                                   other_split=qids["eval"] | qids["dev"]) for a in arms}
-        out["absent"] = knowledge.abstention(absent, preds, boot)
-    grouped = knowledge.groups(qa, {a: s.per_question for a, s in scores.items()}, str(cfg.eval.primary_metric), boot)
+        out["absent"] = knowledge.abstention(absent, preds, rs)
+    grouped = knowledge.groups(qa, {a: s.per_question for a, s in scores.items()}, str(cfg.eval.primary_metric), rs)
     if grouped:
         out["groups"] = grouped
     return out
@@ -61,8 +65,9 @@ def evaluate(cfg, run) -> None:
     from ragft.arms import Context, product
     from ragft.config import ConfigError, plain
     from ragft.data.rows import read_scored_questions, split_rows
-    from ragft.evaluation import costs, factorial, judge, knowledge, robustness, scoring
-    from ragft.evaluation.verdict import verdict
+    from ragft.evaluation import costs, factorial, judge, knowledge, planner, robustness, scoring
+    from ragft.evaluation.stats import Resampling, clusters_of
+    from ragft.evaluation.verdict import comparisons, verdict
     from ragft.finetune.contamination import contamination_report
     from ragft.io import atomic_file, flatten, json_safe, read_json, read_jsonl, write_json
     from ragft.model.loading import finetune_method
@@ -79,6 +84,8 @@ def evaluate(cfg, run) -> None:
                           f"choose from {[a.name for a in arms]} (or null for every arm).")
     scored = read_scored_questions(paths.PREPARED, ("question", "answer"))
     qa, dev, absent = split_rows(scored, "eval"), split_rows(scored, "dev"), split_rows(scored, "absent")
+    rs = Resampling(str(ev.cluster), clusters_of(scored, str(ev.cluster), where=f"{paths.PREPARED}/qa_{{split}}.jsonl"),
+                    ev.bootstrap_resamples, ev.confidence, ev.seed)
     chunks = read_jsonl(paths.CHUNKS_FILE)
     retrieval, index = read_json(paths.RETRIEVAL_METRICS), read_json(paths.INDEX_METRICS)
     trained = {m: read_json(paths.model_dir(m) / paths.TRAIN_METRICS) for m in cfg.arms.trained}
@@ -90,16 +97,15 @@ def evaluate(cfg, run) -> None:
     qids = {name: {q["qid"] for q in rows} for name, rows in (("eval", qa), ("dev", dev), ("absent", absent))}
     scores, preds = scoring.evaluate_arms(arms, qa, chunks, paths.PREDICTIONS, use_ragas=ev.ragas,
                                           other_split=qids["dev"] | qids["absent"])
-    boot = factorial.Bootstrap(ev.bootstrap_resamples, ev.confidence, ev.seed)
     contamination = contamination_report(qa, chunks, trained, seed=ev.seed)
     metric = str(ev.primary_metric)
-    doc = factorial.metrics_document(scores, boot, {"contamination": contamination}, metric=metric)
+    doc = factorial.metrics_document(scores, rs, {"contamination": contamination}, metric=metric)
     doc["split"] = {"eval": len(qa), "dev": len(dev)} | ({"absent": len(absent)} if absent else {})
     if dev:   # the same arms on dev: answer metrics with CIs (no ragas, no judge: the search reads these)
         dev_scores, _ = scoring.evaluate_arms(arms, dev, chunks, paths.PREDICTIONS, use_ragas=False,
                                               other_split=qids["eval"] | qids["absent"])
-        doc["dev"] = factorial.metrics_table(dev_scores, factorial.arm_intervals(dev_scores, boot))
-    doc.update(knowledge_blocks(cfg, arms, qa, absent, scores, boot, qids))
+        doc["dev"] = factorial.metrics_table(dev_scores, factorial.arm_intervals(dev_scores, rs))
+    doc.update(knowledge_blocks(cfg, arms, qa, absent, scores, rs, qids))
     judged = None
     if ev.judge.enabled:  # LLM-judged ragas metrics; NaN judgements stay NaN (null) and are counted
         texts_by_chunk, _ = scoring.chunk_texts(chunks)
@@ -107,17 +113,24 @@ def evaluate(cfg, run) -> None:
         for arm, row in judged["arms"].items():
             doc["arms"][arm].update(json_safe(row))
         judged["agreement"] = judge.agreement(
-            judged["per_question"], {a: [bool(r["match"]) for r in s.per_question] for a, s in scores.items()}, boot)
+            judged["per_question"], {a: [bool(r["match"]) for r in s.per_question] for a, s in scores.items()}, rs,
+            [q["qid"] for q in qa])
         doc["judge"] = json_safe({k: judged[k] for k in ("settings", "failures", "agreement")})
-    doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence, metric, tuned_with))
+    doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence, metric, tuned_with,
+                                       doc["inference"]))
     # the decision summary: token-priced costs in metrics.json (deterministic); what measured times add
     # (training costs, time-priced costs, break-even volumes) only in the reports
     output = {a: costs.output_tokens(preds[a][q["qid"]] for q in qa) for a in preds}
     doc["decision"] = json_safe(costs.decision(doc["arms"], doc["differences"], doc["verdict"], output,
-                                               {k: ev.costs[k] for k in costs.PRICE_KEYS}, metric, ev.confidence), 9)
+                                               {k: ev.costs[k] for k in costs.PRICE_KEYS}, metric, ev.confidence,
+                                               str(ev.cluster)), 9)
+    doc["plan"] = json_safe(planner.plan(
+        {a: [r[metric] for r in s.per_question] for a, s in scores.items()}, [q["qid"] for q in qa],
+        comparisons(scores), rs.cluster_of, rs.unit, half_width=ev.plan.half_width, min_effect=ev.plan.min_effect,
+        power=ev.plan.power, confidence=ev.confidence))
     decision = costs.measured(doc["decision"], {m: t.get("train_seconds") for m, t in trained.items()},
                               {a: costs.seconds_per_query(t) for a, t in timings.items()})
-    robust = json_safe(robustness.score(cfg, qa, boot))   # {"enabled": false} unless robustness.enabled
+    robust = json_safe(robustness.score(cfg, qa, rs))   # {"enabled": false} unless robustness.enabled
     scoring_seconds = time.perf_counter() - t0
     log.info("scored %d arms x %d questions in %.1f s", len(arms), len(qa), scoring_seconds)
 
@@ -151,13 +164,14 @@ def evaluate(cfg, run) -> None:
 
     run.log_metrics(flatten({k: doc[k] for k in ("arms", "effects")}) | flatten({"compare": doc["differences"]})
                     | flatten({"dev": doc.get("dev", {})}) | knowledge.summary_rows(doc)
-                    | {"scoring_seconds": scoring_seconds})
+                    | {"scoring_seconds": scoring_seconds, "clusters": doc["inference"]["clusters"]})
     run.log_table(table, artifact_file="per_question.json")
     for path in written:
         run.log_artifact(path, "plots" if path.suffix == ".png" else None)
     run.log_artifact(paths.EVAL_METRICS)
     run.log_summary(plain(cfg), flatten(doc["arms"]))
-    run.set_tags({"ragft.verdict": doc["verdict"]["text"][:5000]})
+    run.set_tags({"ragft.verdict": doc["verdict"]["text"][:5000], "ragft.ci_unit": doc["inference"]["unit"],
+                  "ragft.ci_method": doc["inference"]["interval"], "ragft.test": doc["inference"]["test"]})
     log.info("%s", doc["verdict"]["text"])
 
 

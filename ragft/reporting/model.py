@@ -17,6 +17,8 @@ from ragft import arms as arms_vocabulary
 from ragft.evaluation.answers import gold_answers
 from ragft.evaluation.costs import money, summary_lines
 from ragft.evaluation.factorial import EFFECT_LABELS, EFFECTS
+from ragft.evaluation.planner import plan_lines
+from ragft.evaluation.stats import BOOTSTRAP_CLUSTERS
 from ragft.io import flatten
 
 TITLE = "RAG or fine-tuning? Results"
@@ -104,7 +106,47 @@ class Report:
     storage: dict[str, dict] = field(default_factory=dict)
     absent: dict[str, dict] = field(default_factory=dict)
     groups: dict[str, dict] = field(default_factory=dict)
+    inference: dict = field(default_factory=dict)           # metrics.json's inference: what every interval resamples
+    plan: dict = field(default_factory=dict)                # metrics.json's plan (ragft.evaluation.planner)
     title: str = TITLE
+
+    @property
+    def unit(self) -> str:
+        return self.inference.get("unit", "question")
+
+    def over(self, clusters: Any = None) -> str:
+        """'12 documents': what an interval resampled (the experiment's clusters when not given)."""
+        n = self.inference.get("clusters") if clusters is None else clusters
+        return f"{n} {self.unit}{'' if n == 1 else 's'}" if n else ""
+
+    @property
+    def inference_note(self) -> str:
+        """How every interval and test of the report was made, in words."""
+        i = self.inference
+        if not i:
+            return ""
+        unit, n = self.unit, i.get("clusters")
+        text = (f"Every interval is a {100 * i['confidence']:g}% {i['interval']} interval over the {self.over()} of the "
+                f"{i['questions']} eval questions (eval.cluster={unit}: ")
+        text += ("questions about one document pass or fail together, so the document, not the question, is the "
+                 "unit; " if unit == "document" else "each question on its own, as if independent; ")
+        text += (f"below {BOOTSTRAP_CLUSTERS} clusters the cluster-robust t interval, which covers better than a "
+                 "bootstrap with few clusters; from there on a BCa cluster bootstrap); tests are "
+                 f"{i['test']}. Design effect: the clustered variance of a mean over the variance it would have if "
+                 "the questions were independent (above 1: a document's questions move together; below 1: they "
+                 "offset each other); effective n = questions / design effect.")
+        if not i.get("reliable", True):
+            text += (f" Only {n} clusters, fewer than {i['min_clusters']}: no interval is reliable with so few (these "
+                     f"use t on {n - 1} degrees of freedom, and are wide); add eval documents (`ragft plan` says how "
+                     "many).")
+        return text
+
+    @property
+    def plan_text(self) -> list[str]:
+        """The sample-size plan in sentences (ragft.evaluation.planner)."""
+        if not self.plan:
+            return []
+        return plan_lines(self.plan, {f"{d['a']} vs {d['b']}": d for d in self.differences})
 
     @property
     def dev_questions(self) -> int:
@@ -172,7 +214,7 @@ class Report:
             d = by_arm.get(arm, {})
             rows.append({"arm": arm, "label": self.labels[arm], "score": m.get(self.metric),
                          "ci": m.get(f"{self.metric}_ci"), "prompt_tokens": d.get("prompt_tokens"),
-                         "output_tokens": d.get("output_tokens"), "estimated": d.get("output_tokens_from") != "counted",
+                         "output_tokens": d.get("output_tokens"), "deployable": arms_vocabulary.Arm.parse(arm).deployable,
                          "seconds": d.get("seconds_per_query"), "cost": money(d.get("cost_per_1k"))})
         return rows
 
@@ -303,7 +345,7 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         metric=metric,
         arms={a: doc["arms"][a] for a in arm_names},
         n_questions=max((m.get("n", 0) or 0 for m in doc["arms"].values()), default=0),
-        confidence=doc.get("bootstrap", {}).get("confidence", 0.95),
+        confidence=doc.get("inference", {}).get("confidence", 0.95),
         generator=generator_text(base_manifest),
         notes=notes,
         effects=effect_rows(doc.get("effects", {})),
@@ -329,4 +371,6 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         storage=doc.get("storage") or {},
         absent={a: doc["absent"][a] for a in arm_names if a in (doc.get("absent") or {})},
         groups={g: {a: arms[a] for a in arm_names if a in arms} for g, arms in (doc.get("groups") or {}).items()},
+        inference=doc.get("inference") or {},
+        plan=doc.get("plan") or {},
     )

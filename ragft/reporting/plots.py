@@ -123,7 +123,7 @@ def metric_bars(arms: dict[str, dict], metrics: Sequence[tuple[str, str]], title
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, title="context", loc="outside right upper", frameon=False)
     if title:
-        fig.suptitle(title + f" — error bars: {100 * confidence:g}% bootstrap CI")
+        fig.suptitle(title + f" — error bars: {100 * confidence:g}% CI (clustered)")
     return fig
 
 
@@ -158,7 +158,7 @@ def effects_forest(rows: Sequence[dict], confidence: float = 0.95, metric: str =
             ax.axhline(y - 0.5, color="#cccccc", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [f"{e['model']}: {e['label']}" for e in rows])
     ax.invert_yaxis()
-    ax.set_xlabel(f"{metric} points (estimate and {100 * confidence:g}% paired bootstrap CI; filled/blue: CI excludes 0)")
+    ax.set_xlabel(f"{metric} points (estimate and {100 * confidence:g}% paired clustered CI; filled/blue: CI excludes 0)")
     ax.grid(axis="y", visible=False)
     return fig
 

@@ -34,6 +34,7 @@ def measured_decision(root: Path, block: dict) -> dict:
 
 def summary_text(root: str | Path = ".") -> str:
     from ragft.evaluation.costs import money, summary_lines
+    from ragft.evaluation.planner import plan_lines
     from ragft.io import DataError, read_json
     from ragft.model.loading import finetune_method
     from ragft.reporting.model import METRIC_SHORT, generated_note, generator_text, retriever_text
@@ -55,7 +56,9 @@ def summary_text(root: str | Path = ".") -> str:
     metric = doc.get("primary_metric", "exact_match")
     arms = doc.get("arms") or {}
     width = max([len(a) for a in arms] + [3])
-    ci = f"{METRIC_SHORT[metric]} {level(verdict.get('confidence', doc.get('bootstrap', {}).get('confidence', 0.95)))} CI"
+    design = doc.get("inference") or {}
+    over = f", {design['clusters']} {design['unit']}s" if design.get("clusters") else ""
+    ci = f"{METRIC_SHORT[metric]} {level(verdict.get('confidence', design.get('confidence', 0.95)))} CI{over}"
     retrieval = read_json(root / paths.RETRIEVAL_METRICS) if (root / paths.RETRIEVAL_METRICS).exists() else {}
     retriever = (f" Retriever: {retriever_text(retrieval)} (recall@1 {retrieval['recall@1']:.3f})."
                  if "recall@1" in retrieval and retrieval.get("method") else "")  # no name, no sentence
@@ -73,11 +76,19 @@ def summary_text(root: str | Path = ".") -> str:
     generated = read_json(root / paths.GENERATED_MANIFEST) if (root / paths.GENERATED_MANIFEST).exists() else {}
     if generated.get("generated"):
         lines += ["", generated_note(generated)]
+    if design:
+        lines += ["", f"Intervals: {design['interval']}, over the {design['clusters']} eval {design['unit']}s "
+                      f"(eval.cluster); tests: {design['test']}."
+                  + ("" if design.get("reliable", True) else
+                     f" Fewer than {design['min_clusters']} clusters: the intervals are unreliable; add eval documents.")]
     if decision:
         tuned = {Arm.parse(a).model for a in decision.get("arms", {})} - {"base"}
         d = summary_lines(decision, {m: finetune_method(root / paths.model_dir(m)) for m in tuned})
         lines += ["", "Decision summary:", f"  {d['best']}", "  Break-even:", *[f"  - {x}" for x in d["break_even"]],
                   "  Assumptions:", *[f"  - {x}" for x in d["assumptions"]]]
+    if doc.get("plan"):
+        plan = plan_lines(doc["plan"], doc.get("differences"))
+        lines += ["", "How many questions would settle it (`ragft plan`):", *[f"  - {x}" for x in plan]]
     lines += [
         "",
         f"Report:        {paths.COMPARISON_REPORT} and {paths.HTML_REPORT} (per question: {paths.PER_QUESTION})",
@@ -86,3 +97,50 @@ def summary_text(root: str | Path = ".") -> str:
         "MLflow UI:     `make mlflow-ui`, then open http://127.0.0.1:5000",
     ]
     return "\n".join(lines) + "\n"
+
+
+def plan_text(root: str | Path = ".", *, half_width: float | None = None, min_effect: float | None = None,
+              power: float | None = None, cluster: str | None = None) -> str:
+    """`ragft plan`: how many eval documents and questions would settle each comparison of the verdict, from the
+    workspace's per-question scores (reports/per_question.csv) and the questions' documents (data/prepared);
+    targets default to params.yaml's eval.plan, the unit to its eval.cluster."""
+    import math
+
+    import pandas as pd
+
+    from ragft.config import ConfigError, load_params, validate
+    from ragft.config.schema import PlanConfig
+    from ragft.data.rows import read_scored_questions, split_rows
+    from ragft.evaluation.planner import plan, plan_lines
+    from ragft.evaluation.stats import clusters_of
+    from ragft.evaluation.verdict import comparisons
+    from ragft.io import read_json
+
+    root = Path(root)
+    needed = [root / paths.PER_QUESTION, root / paths.EVAL_METRICS, root / paths.PREPARED / "qa_eval.jsonl"]
+    missing = [str(p.relative_to(root)) for p in needed if not p.exists()]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)}: not found. Run `make demo` (or `dvc repro`) first, then `ragft plan`.")
+    ev = validate(load_params(root / paths.PARAMS)).eval
+    targets = PlanConfig(half_width=ev.plan.half_width if half_width is None else half_width,
+                         min_effect=ev.plan.min_effect if min_effect is None else min_effect,
+                         power=ev.plan.power if power is None else power)  # the schema's checks on the targets
+    unit = str(ev.cluster if cluster is None else cluster)
+    doc = read_json(root / paths.EVAL_METRICS)
+    metric = doc.get("primary_metric", str(ev.primary_metric))
+    table = pd.read_csv(root / paths.PER_QUESTION, dtype={"qid": str}, keep_default_na=False)
+    arms = [c[: -len(f".{metric}")] for c in table.columns if c.endswith(f".{metric}")]
+    qa = split_rows(read_scored_questions(root / paths.PREPARED, ("question", "answer")), "eval")
+    cluster_of = clusters_of(qa, unit, where=f"{paths.PREPARED}/qa_eval.jsonl")
+    unknown = sorted(set(table["qid"]) - set(cluster_of))
+    if unknown:
+        raise ConfigError(f"{paths.PER_QUESTION}: questions {unknown[:3]} are not in {paths.PREPARED}/qa_eval.jsonl "
+                          "(the report is from another prepare). Fix: `dvc repro evaluate`.")
+    scores = {a: [float(v) if v != "" else math.nan for v in table[f"{a}.{metric}"]] for a in arms}
+    block = plan(scores, list(table["qid"]), comparisons(arms), cluster_of, unit, half_width=targets.half_width,
+                 min_effect=targets.min_effect, power=targets.power, confidence=float(ev.confidence))
+    differences = doc.get("differences") if unit == doc.get("inference", {}).get("unit") else None
+    if not block["comparisons"]:
+        return ("No comparison to plan: the verdict's comparisons need the RAG arm (base-retrieved) and a fine-tuned "
+                "arm.\n")
+    return "\n".join(plan_lines(block, differences)) + "\n"

@@ -65,24 +65,32 @@ def served_model(ocfg: Any, model: str) -> str:
     return str(models[model])
 
 
+def _field(ocfg: Any, name: str, default: Any = None) -> Any:
+    """An endpoint setting from a config node or a plain dict (the judge's tests give one)."""
+    return ocfg.get(name, default) if isinstance(ocfg, dict) else getattr(ocfg, name, default)
+
+
 def api_key(ocfg: Any) -> str:
-    return os.environ.get(str(ocfg.api_key_env or "")) or NO_KEY
+    return os.environ.get(str(_field(ocfg, "api_key_env") or "")) or NO_KEY
 
 
 def client(ocfg: Any):
+    """The one OpenAI client of ragft, for every endpoint it calls (served arms, served question writers, the
+    judge): ``base_url``, the key from ``api_key_env``, the client's own retries and per-request timeout."""
     from openai import AsyncOpenAI
 
-    return AsyncOpenAI(base_url=str(ocfg.base_url), api_key=api_key(ocfg), max_retries=int(ocfg.max_retries),
-                       timeout=float(ocfg.timeout))
+    return AsyncOpenAI(base_url=str(_field(ocfg, "base_url")), api_key=api_key(ocfg),
+                       max_retries=int(_field(ocfg, "max_retries", 2)), timeout=float(_field(ocfg, "timeout", 60.0)))
 
 
 def probe(ocfg: Any, model: str, where: str = "inference.openai") -> dict:
     """The server's entry for ``model`` from ``GET /models``, checked before any work: an unreachable URL
     or a refused key fails here, in seconds, naming the URL. A server that does not list the model (vLLM
-    lists its adapters; `transformers serve` lists only loaded models) is logged, not refused."""
+    lists its adapters; `transformers serve` lists only loaded models), or has no /models, is logged, not
+    refused."""
     import httpx
 
-    url = str(ocfg.base_url).rstrip("/") + "/models"
+    url = str(_field(ocfg, "base_url")).rstrip("/") + "/models"
     headers = {"Authorization": f"Bearer {api_key(ocfg)}"}
     try:
         response = httpx.get(url, headers=headers, timeout=PROBE_TIMEOUT)
@@ -93,7 +101,10 @@ def probe(ocfg: Any, model: str, where: str = "inference.openai") -> dict:
         ) from None
     if response.status_code in (401, 403):
         raise ConfigError(f"{public_url(url)} refused the API key (HTTP {response.status_code}): set the "
-                          f"environment variable {ocfg.api_key_env} ({where}.api_key_env).")
+                          f"environment variable {_field(ocfg, 'api_key_env')} ({where}.api_key_env).")
+    if response.status_code == 404:
+        log.warning("%s has no /models endpoint; going on", public_url(url))
+        return {"id": model}
     if response.status_code >= 400:
         raise ConfigError(f"{public_url(url)} answered HTTP {response.status_code}; is {where}.base_url "
                           "an OpenAI-compatible /v1 endpoint?")
@@ -140,23 +151,26 @@ def _settings_of(request: Request, settings: dict) -> dict:
 
 
 def answer_requests(requests: list[Request], ocfg: Any, icfg: Any, model: str, identity: dict,
-                    cache: Any) -> tuple[list[str], dict]:
-    """Every request's answer (in order) and the timings: ``requests`` sent, ``from_cache``, wall seconds."""
+                    cache: Any) -> tuple[list[str], list[int | None], dict]:
+    """Every request's answer and its output tokens as the server counted them (``usage.completion_tokens``;
+    None where the server reports no usage), in order, and the timings: ``requests`` sent, ``from_cache``, wall
+    seconds."""
     return asyncio.run(_answer_all(requests, ocfg, icfg, model, identity, cache))
 
 
-async def _answer_all(requests, ocfg, icfg, model, identity, cache) -> tuple[list[str], dict]:
+async def _answer_all(requests, ocfg, icfg, model, identity, cache) -> tuple[list[str], list[int | None], dict]:
     from openai import APIConnectionError, APIStatusError, APITimeoutError
     from tqdm.auto import tqdm
 
     settings = decoding(icfg)
     keys = [request_key(identity, r, settings) for r in requests]
     answers: list[str | None] = [None] * len(requests)
+    counts: list[int | None] = [None] * len(requests)
     latencies: dict[int, float] = {}
     for i, k in enumerate(keys):
         hit = cache.get(k) if cache is not None else None
         if hit is not None and len(hit["answers"]) == 1:
-            answers[i] = hit["answers"][0]
+            answers[i], counts[i] = hit["answers"][0], hit["output_tokens"][0]
             latencies[i] = float(hit["timings"].get("seconds", 0.0))
     todo = [i for i, a in enumerate(answers) if a is None]
     cached = len(requests) - len(todo)
@@ -182,9 +196,11 @@ async def _answer_all(requests, ocfg, icfg, model, identity, cache) -> tuple[lis
                                                         **_settings_of(request, settings))
                 text = response.choices[0].text or ""
             seconds = time.perf_counter() - t0
+        usage = getattr(response, "usage", None)
         answers[i], latencies[i] = text.strip(), seconds
+        counts[i] = getattr(usage, "completion_tokens", None) if usage is not None else None
         if cache is not None:
-            cache.put(keys[i], [answers[i]], {"seconds": seconds})
+            cache.put(keys[i], [answers[i]], {"seconds": seconds}, [counts[i]])
         progress.update(1)
 
     start = time.perf_counter()
@@ -217,7 +233,7 @@ async def _answer_all(requests, ocfg, icfg, model, identity, cache) -> tuple[lis
         "concurrency": int(ocfg.concurrency),
         "device": f"server {public_url(str(ocfg.base_url))}",
     }
-    return [a or "" for a in answers], timings
+    return [a or "" for a in answers], counts, timings
 
 
 def build_requests(fitted: list, cfg: Any, tokenizer: Any) -> list[Request]:
@@ -244,10 +260,17 @@ def answer_served(rows: list[dict], tokenizer: Any, limit: int, cfg: Any, model:
 
     fitted = fit_prompts(rows, cfg, tokenizer, limit)
     requests = build_requests(fitted, cfg, tokenizer)
-    answers, timings = answer_requests(requests, cfg.inference.openai, cfg.inference, model, identity, cache)
-    predictions = prediction_rows(fitted, answers)
+    answers, counts, timings = answer_requests(requests, cfg.inference.openai, cfg.inference, model, identity, cache)
+    missing = sum(c is None for c in counts)
+    if missing:  # a server without usage: the answer's tokens by the model's own tokenizer (what it decoded from)
+        log.warning("%s reported no usage for %d of %d answers: their output tokens are counted with the model's "
+                    "tokenizer", public_url(str(cfg.inference.openai.base_url)), missing, len(counts))
+        counts = [len(tokenizer(a, add_special_tokens=False)["input_ids"]) if c is None else c
+                  for a, c in zip(answers, counts)]
+    predictions = prediction_rows(fitted, answers, counts)
     n = len(predictions)
     timings.update(mean_prompt_tokens=sum(p["prompt_tokens"] for p in predictions) / n if n else 0.0,
+                   mean_output_tokens=sum(counts) / n if n else 0.0, output_tokens_from_usage=n - missing,
                    truncated_prompts=sum(f.truncated for f in fitted), api="chat" if requests and
                    requests[0].messages is not None else "completions",
                    from_cache=timings["requests"] == 0)

@@ -172,13 +172,14 @@ def test_judge_arms_keeps_only_the_chosen_arms(judge_server, monkeypatch):
 
 
 def test_agreement_with_match_is_kappa_over_the_defined_judgements():
-    from ragft.evaluation.factorial import Bootstrap
+    from ragft.evaluation.stats import Resampling
 
     per_question = {"a": {"answer_accuracy": [1.0, 0.0, math.nan, 0.75, None]},
                     "b": {"answer_accuracy": [0.0, 0.25, 1.0, 1.0, 0.0]}}
     correct = {"a": [True, False, True, False, True], "b": [False, False, True, True, True]}
-    out = judge.agreement(per_question, correct, Bootstrap(resamples=200))
+    out = judge.agreement(per_question, correct, Resampling(resamples=200), ["q1", "q2", "q3", "q4", "q5"])
     a = out["answer_accuracy"]
     # pairs (judge >= 0.5, match): a: (T,T) (F,F) (T,F); b: (F,F) (F,F) (T,T) (T,T) (F,T)
     assert a["n"] == 8 and a["judge_right"] == 4 and a["match_right"] == 4 and a["both"] == 6
     assert a["kappa"] == pytest.approx(0.5) and "factual_correctness" not in out
+    assert a["clusters"] == 5  # a question's judgements in both arms are resampled together

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from ragft.evaluation import knowledge
-from ragft.evaluation.factorial import Bootstrap
+from ragft.evaluation.stats import Resampling
 from ragft.io import DataError
 from ragft.model.probe import completion_hit, storage_rows
 
-BOOT = Bootstrap(200, 0.95, 0)
+BOOT = Resampling(resamples=200)
 
 
 def test_storage_rows_cut_the_gold_document_just_before_the_answer():
@@ -57,10 +57,10 @@ def test_abstention_rates_per_arm_and_groups():
              "finetuned-none": {"a": {"answer": "Oslo"}, "b": {"answer": "Lyon"}}}
     out = knowledge.abstention(qs, preds, BOOT)
     assert out["base-none"]["abstained"]["estimate"] == 0.5 and out["finetuned-none"]["answered"]["estimate"] == 1.0
-    qa = [{"group": "celebrity"}, {"group": "minority"}, {"group": "minority"}]
+    qa = [{"qid": "c", "group": "celebrity"}, {"qid": "m1", "group": "minority"}, {"qid": "m2", "group": "minority"}]
     per_q = {"base-none": [{"exact_match": 1.0}, {"exact_match": 0.0}, {"exact_match": 1.0}]}
     grouped = knowledge.groups(qa, per_q, "exact_match", BOOT)
     assert grouped["celebrity"]["base-none"]["estimate"] == 1.0 and grouped["minority"]["base-none"]["n"] == 2
-    assert knowledge.groups([{}], per_q, "exact_match", BOOT) == {}
+    assert knowledge.groups([{"qid": "c"}], per_q, "exact_match", BOOT) == {}
     flat = knowledge.summary_rows({"absent": out, "groups": grouped})
     assert flat["absent.base-none.abstained"] == 0.5 and flat["groups.minority.base-none"] == 0.5

@@ -16,6 +16,7 @@ from ragft import paths
 from ragft.arms import Arm
 from ragft.data.rows import read_questions
 from ragft.evaluation import answers, factorial, ragas_metrics, scoring
+from ragft.evaluation.stats import Resampling
 from ragft.io import DataError, write_json, write_jsonl
 from ragft.text import normalize_answer
 from tests.helpers import run_evaluate
@@ -63,6 +64,7 @@ def write_fixture(root: Path, manifest: dict | None = None) -> None:
                     "chunk_ids": RETRIEVED[q["qid"]] if context == "retrieved" else [],
                     "scores": [],
                     "prompt_tokens": 30 if context == "retrieved" else 8,
+                    "output_tokens": 2 * len(a.split()),
                 }
                 for q, a in zip(QA, ANSWERS[arm])
             ],
@@ -197,8 +199,8 @@ def test_evaluate_arms_on_fixture(tmp_path, no_network):
         (em["finetuned-retrieved"] - em["base-retrieved"]) - (em["finetuned-none"] - em["base-none"])
     )
     assert "retrieval_gap" not in eff  # no oracle arm in this fixture
-    doc = factorial.metrics_document(scores, factorial.Bootstrap(200, 0.9, 1))
-    assert set(doc) == {"arms", "differences", "effects", "bootstrap", "primary_metric"}  # + the stage's verdict
+    doc = factorial.metrics_document(scores, Resampling(resamples=200, level=0.9, seed=1))
+    assert set(doc) == {"arms", "differences", "effects", "inference", "primary_metric"}  # + the stage's verdict
     lo, hi = doc["arms"]["base-retrieved"]["exact_match_ci"]
     assert lo <= doc["arms"]["base-retrieved"]["exact_match"] <= hi
     table = scoring.per_question_table(QA, scores)
@@ -299,23 +301,26 @@ def test_match_takes_the_best_gold_and_every_arm_reports_answer_length(no_networ
 
 
 def _scores(columns: dict[str, dict[str, list[float]]]) -> dict:
-    return {arm: scoring.ArmScores(arm, {}, [dict(zip(cols, values)) for values in zip(*cols.values())])
+    return {arm: scoring.ArmScores(arm, {}, [{"qid": f"q{i}", **dict(zip(cols, values))}
+                                             for i, values in enumerate(zip(*cols.values()))])
             for arm, cols in columns.items()}
 
 
-def test_the_primary_metric_decides_differences_effects_and_mcnemar():
+def test_the_primary_metric_decides_differences_effects_and_the_test():
     # match says the retrieved arm wins 3 of 4; EM says nothing differs (both arms answer in sentences)
     scores = _scores({
         "base-none": {"match": [0, 0, 0, 1], "exact_match": [0, 0, 0, 0], "f1": [0.1, 0.1, 0.1, 0.5]},
         "base-retrieved": {"match": [1, 1, 1, 1], "exact_match": [0, 0, 0, 0], "f1": [0.5, 0.5, 0.5, 0.5]},
     })
-    boot = factorial.Bootstrap(200, 0.95, 0)
+    boot = Resampling(resamples=200)
     by_match = factorial.compare_arms(scores, boot, metric="match")["base-retrieved vs base-none"]
     assert by_match["metric"] == "match" and by_match["diff"] == 0.75 and (by_match["only_a"], by_match["only_b"]) == (3, 0)
     by_em = factorial.compare_arms(scores, boot, metric="exact_match")["base-retrieved vs base-none"]
     assert by_em["diff"] == 0.0 and by_em["p_value"] == 1.0
     by_f1 = factorial.compare_arms(scores, boot, metric="f1")["base-retrieved vs base-none"]
-    assert by_f1["diff"] == pytest.approx(0.3) and by_f1["p_value"] is None  # McNemar needs right/wrong outcomes
+    # F1 is not right-or-wrong: no discordant pairs to count, but the sign-flip test applies to any metric
+    assert by_f1["diff"] == pytest.approx(0.3) and by_f1["only_a"] is None
+    assert by_f1["p_value"] == pytest.approx(0.25)  # 3 of 4 questions differ, all in one direction: 2 / 2**3
     assert factorial.effects(scores, boot, metric="match")["base"]["retrieval_gain"]["estimate"] == 0.75
     doc = factorial.metrics_document(scores, boot, metric="match")
     assert doc["primary_metric"] == "match" and doc["differences"]["base-retrieved vs base-none"]["diff"] == 0.75
@@ -332,3 +337,24 @@ def test_the_evaluate_stage_speaks_of_its_primary_metric(tmp_path, default_cfg, 
     assert all(d["metric"] == "f1" for d in doc["differences"].values())
     md = (tmp_path / paths.COMPARISON_REPORT).read_text()
     assert "The primary metric is **token F1**" in md and "| F1 points |" in md
+
+
+def test_clustering_by_document_refuses_questions_without_one_before_scoring(tmp_path, default_cfg, no_network,
+                                                                            monkeypatch):
+    """eval.cluster=document needs every question's source document: a QA row without one fails the stage before
+    any scoring, naming the file, the field and the fix; eval.cluster=question scores the same rows."""
+    write_fixture(tmp_path)
+    write_jsonl(tmp_path / paths.QA_EVAL, [QA[0], {**QA[1], "doc_ids": []}, QA[2]])
+    cfg = OmegaConf.merge(default_cfg, {"eval": {"ragas": False}})
+    cfg.arms.models, cfg.arms.contexts = ["base", "finetuned"], ["none", "retrieved"]
+    cfg.arms.trained = {"finetuned": "data/prepared"}
+    scored = []
+    monkeypatch.setattr(scoring, "score_arm", lambda *a, **k: scored.append(a) or pytest.fail("scored"))
+    with pytest.raises(DataError, match=r"data/prepared/qa_eval\.jsonl: question 'q2' names no source document "
+                                        r"\(field 'doc_ids' is empty\).*Fix: .*eval\.cluster=question"):
+        run_evaluate(tmp_path, cfg)
+    assert scored == []
+    monkeypatch.undo()
+    doc = run_evaluate(tmp_path, OmegaConf.merge(cfg, {"eval": {"cluster": "question"}}))
+    assert doc["inference"]["unit"] == "question" and doc["inference"]["clusters"] == 3
+    assert doc["arms"]["base-retrieved"]["match_clusters"] == 3

@@ -136,6 +136,43 @@ def test_batched_answers_equal_one_at_a_time(cfg, tiny):
     assert timings["questions"] == 8 and timings["truncated_prompts"] == 1 and timings["mean_latency_seconds"] > 0
 
 
+def test_output_tokens_are_the_generated_ids_before_the_end_of_sequence(cfg, tiny):
+    """Each prediction's output_tokens against a direct model.generate of the same prompt, one at a time (no
+    padding): the new ids up to, not including, the first EOS (or all of them when none came)."""
+    import torch
+
+    model, tokenizer, _ = tiny
+    rows = context_rows()
+
+    def direct(gen_cfg) -> list[list[int]]:
+        outs = []
+        for r in rows:
+            ids, _, _ = generation.fit_prompt(r["question"], [c["text"] for c in r["chunks"]], cfg, tokenizer,
+                                              N_POSITIONS - cfg.inference.max_new_tokens)
+            with torch.inference_mode():
+                outs.append(model.generate(input_ids=torch.tensor([ids]), generation_config=gen_cfg,
+                                           attention_mask=torch.ones(1, len(ids), dtype=torch.long))[0, len(ids):].tolist())
+        return outs
+
+    # the random model never says [EOS]: make its most frequent word the end of sequence, so answers end early
+    free = direct(generation.generation_config(cfg.inference, model, tokenizer))
+    words = [t for out in free for t in out]
+    eos, saved = max(set(words), key=words.count), model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = eos
+    try:
+        predictions, timings = generation.answer_questions(rows, model, tokenizer, cfg)
+        expected = [out.index(eos) if eos in out else len(out)
+                    for out in direct(generation.generation_config(cfg.inference, model, tokenizer))]
+    finally:
+        model.generation_config.eos_token_id = saved
+    assert [p["output_tokens"] for p in predictions] == expected
+    assert len(set(expected)) > 1, "the counts must differ between answers for this test to mean anything"
+    assert timings["mean_output_tokens"] == pytest.approx(sum(expected) / len(expected))
+    # by hand: EOS (2) ends a row; what follows it (padding) is not counted; a row without EOS counts in full
+    assert generation.new_token_counts(torch.tensor([[5, 7, 2, 0, 0], [5, 6, 7, 8, 9], [2, 0, 0, 0, 0]]), 2) == [2, 5, 0]
+    assert generation.new_token_counts(torch.tensor([[5, 3, 7], [5, 7, 3]]), [3, 9]) == [1, 2]
+
+
 def test_sampling_is_seeded(cfg, tiny):
     model, tokenizer, _ = tiny
     sampled = OmegaConf.merge(cfg, {"inference": {"do_sample": True, "temperature": 1.5, "seed": 3}})
@@ -200,7 +237,7 @@ def test_infer_stage_body_writes_deterministic_predictions(tmp_path, monkeypatch
     ]
     assert [r["qid"] for r in base_rows] == [r["qid"] for r in rows]
     assert all(r["chunk_ids"] == [] for r in base_rows)
-    assert set(base_rows[0]) == {"qid", "answer", "chunk_ids", "scores", "prompt_tokens"}
+    assert set(base_rows[0]) == {"qid", "answer", "chunk_ids", "scores", "prompt_tokens", "output_tokens"}
     info = json.loads((paths.predictions_dir("finetuned", "retrieved") / paths.ARM_INFO).read_text())
     assert info["arm"] == "finetuned-retrieved" and info["base_model"]["testbed"] is True
     assert outputs[("base", "none")] != outputs[("finetuned", "retrieved")]

@@ -33,10 +33,10 @@ def diff(a: str, b: str, d: float, lo: float, hi: float) -> dict:
 
 
 def block(arms: dict, differences: dict, prices: dict | None = None, output: dict | None = None,
-          best: list[str] | None = None) -> dict:
-    output = output or {a: (3.0, "counted") for a in arms}
-    return costs.decision(arms, differences, {"best_arms": best or ["raft-retrieved"]}, output, prices or PRICES,
-                          "match", 0.95)
+          best: list[str] | None = None, ceilings: dict | None = None) -> dict:
+    output = output or {a: 3.0 for a in arms}
+    return costs.decision(arms, differences, {"best_arms": best or ["raft-retrieved"], "ceilings": ceilings or {}},
+                          output, prices or PRICES, "match", 0.95, "document")
 
 
 # RAG reads 60 prompt tokens, the closed-book fine-tuned arms 14; every arm answers in 3 tokens
@@ -61,12 +61,9 @@ def test_cost_per_query_from_tokens_and_prices():
     assert costs.token_cost(None, 3, 0.15, 0.60) is None and costs.token_cost(float("nan"), 3, 0.15, 0.60) is None
 
 
-def test_output_tokens_are_counted_when_the_rows_carry_them_else_estimated_from_words():
+def test_output_tokens_are_the_rows_counts():
     counted = [{"answer": "a b c", "output_tokens": 4}, {"answer": "", "output_tokens": 2}]
-    assert costs.output_tokens(counted) == (3.0, "counted")
-    tokens, source = costs.output_tokens([{"answer": "a b c"}, {"answer": ""}])   # 1.5 words × 4/3
-    assert source == "estimated" and tokens == pytest.approx(2.0)
-    assert costs.output_tokens([{"answer": "x", "output_tokens": 5}, {"answer": "y z"}])[1] == "estimated"  # not all
+    assert costs.output_tokens(counted) == 3.0 and costs.output_tokens([]) is None
 
 
 def test_time_costs_and_seconds_per_query():
@@ -111,14 +108,13 @@ def test_raft_with_retrieval_and_answers_as_long_never_pays_back_on_cost_and_its
     m = costs.measured(block(ARMS, DIFFS), TRAIN, {})
     rr = next(c for c in m["comparisons"] if c["tuned"] == "raft-retrieved")
     assert rr["kind"] == "same_prompt" and rr["never"] == "not_cheaper" and rr["better"]
-    assert rr["quality"] == {"diff": 0.06, "ci_low": 0.01, "ci_high": 0.11}
+    assert rr["quality"] == {"diff": 0.06, "ci_low": 0.01, "ci_high": 0.11, "clusters": None}
     assert rr["training_cost"] == pytest.approx(0.05)
     text = costs.comparison_text(rr, m)
     assert "raft-retrieved instead of base-retrieved: never: it is not cheaper per query" in text
     assert "Quality: +6.0 match points (95% CI 1.0 to 11.0), better" in text
     # shorter answers than RAG's on the same prompt: a break-even volume, said to come from the answers
-    shorter = costs.measured(block(ARMS, DIFFS, output={**{a: (3.0, "counted") for a in ARMS},
-                                                        "raft-retrieved": (1.0, "counted")}), TRAIN, {})
+    shorter = costs.measured(block(ARMS, DIFFS, output={**{a: 3.0 for a in ARMS}, "raft-retrieved": 1.0}), TRAIN, {})
     rr = next(c for c in shorter["comparisons"] if c["tuned"] == "raft-retrieved")
     assert rr["break_even_queries"] == pytest.approx(0.05 / (2 * 0.60e-6))
     assert "the saving is its shorter answers" in costs.comparison_text(rr, shorter)
@@ -152,16 +148,21 @@ def test_the_metrics_block_is_deterministic_and_json_safe():
     assert [(c["tuned"], c["kind"]) for c in b["comparisons"]] == [
         ("finetuned-none", "closed_book"), ("raft-none", "closed_book"), ("raft-retrieved", "same_prompt")]
     no_rag = costs.decision({"raft-none": arm(0.3, 14.0)}, {}, {"best_arms": []}, {}, PRICES, "match", 0.95)
+    assert no_rag["best"] == [] and no_rag["ceilings"] == []
     assert no_rag["comparisons"] == [] and no_rag["rag"] is None
 
 
-def test_an_oracle_best_arm_is_named_as_a_ceiling_beside_the_best_deployable_arm():
-    arms = {**ARMS, "raft-oracle": arm(0.95, 60.0)}
-    m = costs.measured(block(arms, DIFFS, best=["raft-oracle"]), TRAIN, {})
-    assert [b["arm"] for b in m["best_deployable"]] == ["raft-retrieved"]
+def test_the_best_arm_is_deployable_and_an_oracle_arm_is_named_as_a_ceiling():
+    arms = {**ARMS, "raft-oracle": {**arm(0.95, 60.0), "match_clusters": 12},
+            "raft-retrieved": {**ARMS["raft-retrieved"], "match_clusters": 12}}
+    m = costs.measured(block(arms, DIFFS, best=["raft-retrieved"], ceilings={"raft-oracle": 0.95}), TRAIN, {})
+    assert [b["arm"] for b in m["best"]] == ["raft-retrieved"] and [c["arm"] for c in m["ceilings"]] == ["raft-oracle"]
     best = costs.summary_lines(m)["best"]
-    assert best.startswith("Best arm on match: raft-oracle") and "(95% CI 90.0 to 100.0)" in best
-    assert "a ceiling, not something to deploy" in best and "best without the oracle: raft-retrieved" in best
+    assert best.startswith("Best deployable arm on match: raft-retrieved")
+    assert "86.0% (95% CI 81.0 to 91.0, 12 documents)" in best
+    assert ("Ceiling, with the gold document handed to the model (not deployable): raft-oracle "
+            "(RAFT (LoRA, reading among distractors), gold document (oracle)), 95.0% (95% CI 90.0 to 100.0, "
+            "12 documents).") in best
 
 
 @pytest.mark.parametrize(("value", "expected"), [(0.0108, "0.0108"), (0.0039, "0.00390"), (1234.5, "1,234.50"),
@@ -202,13 +203,16 @@ def evaluated(tmp_path_factory, default_cfg):
 
 
 def test_metrics_json_holds_the_token_priced_decision_only(evaluated):
-    _, doc = evaluated
+    root, doc = evaluated
     d = doc["decision"]
-    assert d["prices"] == PRICES and d["rag"] == "base-retrieved" and d["metric"] == "match"
+    assert d["prices"] == PRICES and d["rag"] == "base-retrieved" and d["metric"] == "match" and d["unit"] == "document"
     assert [b["arm"] for b in d["best"]] == doc["verdict"]["best_arms"]
     a = d["arms"]["base-retrieved"]
-    assert a["prompt_tokens"] == 60.0 and a["output_tokens_from"] == "estimated"   # the rows carry prompt_tokens only
-    assert a["token_cost_per_1k"] == pytest.approx((60 * 0.15 + a["output_tokens"] * 0.60) / 1000, abs=1e-8)
+    rows = [json.loads(line) for line in (root / paths.predictions_dir("base", "retrieved") / paths.PREDICTIONS_FILE)
+            .read_text().splitlines()]
+    counted = sum(r["output_tokens"] for r in rows) / len(rows)  # the rows' own counts (the fixture's), averaged
+    assert a["prompt_tokens"] == 60.0 and a["output_tokens"] == pytest.approx(counted, abs=1e-6)
+    assert a["token_cost_per_1k"] == pytest.approx((60 * 0.15 + counted * 0.60) / 1000, abs=1e-8)
     assert {c["tuned"] for c in d["comparisons"]} == {"finetuned-none", "finetuned-retrieved", "raft-none",
                                                        "raft-retrieved"}
     text = json.dumps(d)
@@ -221,14 +225,17 @@ def test_both_reports_and_the_summary_show_the_decision_under_the_verdict(evalua
     lines = md.splitlines()
     assert lines[2].startswith("**Verdict:**") and lines[4] == "## Decision summary"
     assert md.index("## Decision summary") < md.index("Generator:") < md.index("## All arms")
-    assert lines[6].startswith("Best arm") and "(95% CI " in lines[6]
-    assert "| arm | what | match (%) [95% CI] | prompt tokens | output tokens | USD per 1,000 queries |" in md
-    assert "| base-retrieved | RAG: base + retrieved | " in md and "| 60.0 | ≈ " in md
+    assert lines[6].startswith("Best deployable arm") and "(95% CI " in lines[6]
+    clusters = doc["inference"]["clusters"]
+    assert (f"| arm | what | match (%) [95% CI, {clusters} documents] | prompt tokens | output tokens | "
+            "USD per 1,000 queries |") in md
+    assert "| base-retrieved | RAG: base + retrieved | " in md and "| raft-oracle (ceiling) | " in md
     for text in ("finetuned-none instead of base-retrieved: never: it is worse on match",
                  "raft-retrieved instead of base-retrieved: never: it is not cheaper per query",
                  ("Prices (eval.costs; placeholder list prices, set your own): USD 0.15 per million input tokens, "
                   "USD 0.6 per million output tokens, USD 2.00 per hour of the training machine"),
-                 "Output tokens: estimated as answer words × 1.33 (every arm): the predictions carry no token count.",
+                 ("Output tokens: counted, each answer's generated tokens without the end of sequence (a server's "
+                  "usage.completion_tokens when an arm was served)."),
                  "finetuned 55.2 s (USD 0.0307), raft 65.2 s (USD 0.0362)",
                  "Break-even = training cost / (base-retrieved cost per query − the fine-tuned arm's cost per query)"):
         assert escape_md(text) in md, text
@@ -239,7 +246,7 @@ def test_both_reports_and_the_summary_show_the_decision_under_the_verdict(evalua
     assert [e.get("class") for e in body[1:3]] == ["verdict", "decision"]   # right under the verdict
     said = " ".join("".join(e.itertext()) for e in div.iter("li"))
     assert "finetuned-none instead of base-retrieved: never" in said and "placeholder list prices" in said
-    assert "estimated as answer words × 1.33" in said and "finetuned 55.2 s (USD 0.0307)" in said
+    assert "Output tokens: counted" in said and "finetuned 55.2 s (USD 0.0307)" in said
     assert len(div.find(".//tbody").findall("tr")) == len(doc["arms"])
     out = summary_text(root)
     assert "Decision summary:" in out and "USD per 1k q" in out
@@ -259,3 +266,24 @@ def test_a_break_even_volume_and_a_marked_up_currency_render_escaped(evaluated):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
     assert f"{escape_md(XSS + '|*')} per 1,000 queries |" in md   # the table keeps its cells
     ET.fromstring(page.split("\n", 1)[1])
+
+
+def test_ragft_plan_reads_the_workspace_and_takes_other_targets(evaluated, tmp_path):
+    from ragft.config import compose_conf
+    from ragft.evaluation.planner import plan_lines
+    from ragft.reporting.summary import plan_text
+
+    root, doc = evaluated
+    (root / paths.PARAMS).write_text(yaml.safe_dump(compose_conf(), sort_keys=False))
+    out = plan_text(root)
+    clusters = doc["inference"]["clusters"]
+    assert out.startswith(f"You have {doc['split']['eval']} eval questions from {clusters} documents. Targets "
+                          "(eval.plan): an interval of ±5 points")
+    assert "base-retrieved − finetuned-none: " in out and "raft-retrieved − base-retrieved: " in out
+    assert out.splitlines() == plan_lines(doc["plan"], doc["differences"])   # the same plan as metrics.json's
+    wider = plan_text(root, half_width=20, cluster="question")
+    assert "an interval of ±20 points" in wider and "each its own unit (eval.cluster=question)" in wider
+    with pytest.raises(ConfigError, match="eval.plan.half_width"):
+        plan_text(root, half_width=0)
+    with pytest.raises(ConfigError, match="reports/per_question.csv, metrics/metrics.json, .*: not found. Run `make demo`"):
+        plan_text(tmp_path)

@@ -66,7 +66,7 @@ def test_another_confidence_level_reaches_every_interval_label(evaluated, tmp_pa
     doc = run_evaluate(tmp_path / "p", OmegaConf.merge(cfg, {"eval": {"confidence": 0.9, "ragas": False}}))
     assert doc["verdict"]["confidence"] == 0.9 and "(90% CI" in doc["verdict"]["text"]
     md = (tmp_path / "p" / paths.COMPARISON_REPORT).read_text()
-    assert "match (%) [90% CI]" in md and "EM (%) [90% CI]" in md and "95%" not in md
+    assert "match (%) [90% CI, " in md and "EM (%) [90% CI]" in md and "95%" not in md
     assert "match 90% CI" in summary_text(tmp_path / "p")
 
 

@@ -24,6 +24,7 @@ class Scripted(BaseHTTPRequestHandler):
     fail: list[int] = []
     fail_after: int | None = None
     posts: list[dict] = []
+    usage: bool = True  # report usage.completion_tokens (one per word of the answer), as vLLM and others do
 
     def log_message(self, *args):
         pass
@@ -51,13 +52,17 @@ class Scripted(BaseHTTPRequestHandler):
         text = "answer to " + (body["messages"][-1]["content"] if "messages" in body else body["prompt"])
         choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                   if "messages" in body else {"index": 0, "text": text, "finish_reason": "stop"})
-        self._reply(200, {"id": "x", "object": "chat.completion" if "messages" in body else "text_completion",
-                          "created": 0, "model": body["model"], "choices": [choice]})
+        reply = {"id": "x", "object": "chat.completion" if "messages" in body else "text_completion",
+                 "created": 0, "model": body["model"], "choices": [choice]}
+        if cls.usage:
+            words = len(text.split())
+            reply["usage"] = {"prompt_tokens": 1, "completion_tokens": words, "total_tokens": words + 1}
+        self._reply(200, reply)
 
 
 @pytest.fixture
 def server():
-    Scripted.fail, Scripted.fail_after, Scripted.posts = [], None, []
+    Scripted.fail, Scripted.fail_after, Scripted.posts, Scripted.usage = [], None, [], True
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield srv
@@ -79,8 +84,9 @@ def url_of(srv) -> str:
 
 
 def test_answers_come_back_in_order_with_greedy_decoding(server, tmp_path):
-    answers, timings = client.answer_requests(REQUESTS, ocfg(url_of(server)), ICFG, "m", {"id": 1}, None)
+    answers, counts, timings = client.answer_requests(REQUESTS, ocfg(url_of(server)), ICFG, "m", {"id": 1}, None)
     assert answers == [f"answer to q{i}" for i in range(5)]
+    assert counts == [3] * 5  # the server's usage.completion_tokens, as it reported them
     assert timings["requests"] == 5 and timings["cached_requests"] == 0
     body = Scripted.posts[0]
     assert body["model"] == "m" and body["temperature"] == 0.0 and body["seed"] == 0 and body["max_tokens"] == 8
@@ -89,7 +95,7 @@ def test_answers_come_back_in_order_with_greedy_decoding(server, tmp_path):
 def test_a_server_that_answers_429_twice_is_retried_then_succeeds(server):
     Scripted.fail = [429, 429]
     one = [client.Request(messages=[{"role": "user", "content": "q"}])]
-    answers, timings = client.answer_requests(one, ocfg(url_of(server)), ICFG, "m", {"id": 1}, None)
+    answers, _, timings = client.answer_requests(one, ocfg(url_of(server)), ICFG, "m", {"id": 1}, None)
     assert answers == ["answer to q"] and len(Scripted.posts) == 3 and timings["requests"] == 1
 
 
@@ -99,12 +105,12 @@ def test_a_rerun_sends_no_request_and_a_failed_arm_resumes_from_the_cache(server
     with pytest.raises(client.ServingError, match=r"127\.0\.0\.1:\d+/v1 failed .*2 of 5 answers are in the answer cache"):
         client.answer_requests(REQUESTS, ocfg(url_of(server), concurrency=1), ICFG, "m", {"id": 1}, cache)
     Scripted.fail_after, Scripted.posts = None, []
-    answers, timings = client.answer_requests(REQUESTS, ocfg(url_of(server)), ICFG, "m", {"id": 1}, cache)
-    assert answers == [f"answer to q{i}" for i in range(5)]
+    answers, counts, timings = client.answer_requests(REQUESTS, ocfg(url_of(server)), ICFG, "m", {"id": 1}, cache)
+    assert answers == [f"answer to q{i}" for i in range(5)] and counts == [3] * 5
     assert len(Scripted.posts) == 3 and (timings["requests"], timings["cached_requests"]) == (3, 2)
     Scripted.posts = []
-    again, timings = client.answer_requests(REQUESTS, ocfg(url_of(server)), ICFG, "m", {"id": 1}, cache)
-    assert again == answers and Scripted.posts == [] and timings["requests"] == 0
+    again, counts, timings = client.answer_requests(REQUESTS, ocfg(url_of(server)), ICFG, "m", {"id": 1}, cache)
+    assert again == answers and counts == [3] * 5 and Scripted.posts == [] and timings["requests"] == 0
     # another model identity or other decoding is another key: asked again
     client.answer_requests(REQUESTS[:1], ocfg(url_of(server)), SimpleNamespace(**{**vars(ICFG), "max_new_tokens": 9}),
                            "m", {"id": 1}, cache)
@@ -113,8 +119,18 @@ def test_a_rerun_sends_no_request_and_a_failed_arm_resumes_from_the_cache(server
 
 
 def test_completions_api_for_a_prompt_text(server):
-    answers, _ = client.answer_requests([client.Request(prompt="Q: x A:")], ocfg(url_of(server)), ICFG, "m", {}, None)
+    answers, _, _ = client.answer_requests([client.Request(prompt="Q: x A:")], ocfg(url_of(server)), ICFG, "m", {}, None)
     assert answers == ["answer to Q: x A:"] and "prompt" in Scripted.posts[0]
+
+
+def test_a_server_without_usage_leaves_the_count_to_the_caller(server, tmp_path):
+    Scripted.usage = False
+    cache = AnswerCache(tmp_path / "cache")
+    one = [client.Request(messages=[{"role": "user", "content": "q"}])]
+    answers, counts, _ = client.answer_requests(one, ocfg(url_of(server)), ICFG, "m", {"id": 1}, cache)
+    assert answers == ["answer to q"] and counts == [None]
+    again, counts, timings = client.answer_requests(one, ocfg(url_of(server)), ICFG, "m", {"id": 1}, cache)
+    assert again == answers and counts == [None] and timings["requests"] == 0  # cached all the same
 
 
 def test_a_dead_url_fails_in_seconds_naming_it():
