@@ -52,13 +52,24 @@ def judge_server():
 
 
 @pytest.fixture(scope="session")
-def tiny_repo(tmp_path_factory):
-    """One real `dvc repro` of experiment=tiny in a temp copy of the repo, shared by the end-to-end tests
-    (test_pipeline, test_remote, test_sweep); a test that changes the workspace resets it."""
-    from tests.helpers import PipelineRepo
+def tiny_build(tmp_path_factory, worker_id):
+    """The one real `dvc repro` of experiment=tiny of a test run, shared by every xdist worker: the first worker
+    to get here builds it in the run's common temp folder under a file lock; the others wait, then find it."""
+    from filelock import FileLock
 
-    repo = PipelineRepo.create(tmp_path_factory.mktemp("pipeline"))
-    out = repo.dvc("repro")
-    repo.commit("tiny experiment reproduced")
-    repo.first_output = out.stdout
-    return repo
+    from tests.helpers import build_tiny
+
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # pytest-N/, above each worker's popen-gwK/
+    with FileLock(str(shared / "tiny-build.lock")):
+        return build_tiny(shared / "tiny-build")
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tiny_build, tmp_path_factory):
+    """This worker's clone of the shared tiny build, outputs checked out from its own copy of the DVC cache: the
+    end-to-end tests (test_pipeline, test_remote, test_sweep) share it; a test that changes it resets it."""
+    from tests.helpers import clone_build
+
+    return clone_build(tiny_build, tmp_path_factory.mktemp("pipeline"))

@@ -65,8 +65,8 @@ class PipelineRepo:
             raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
         return proc
 
-    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.run(str(VENV_BIN / "dvc"), *args, check=check)
+    def dvc(self, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+        return self.run(str(VENV_BIN / "dvc"), *args, check=check, timeout=timeout)
 
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")
@@ -82,9 +82,91 @@ class PipelineRepo:
         return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+# The end-to-end tests' experiment: experiment=tiny with a base model that reads (conf/experiment/tiny_reads.yaml),
+# so that its arms score differently and every number the tests check carries signal.
+E2E_EXPERIMENT = "tiny_reads"
+
+
+def build_tiny(dest: Path) -> Path:
+    """``dest``: a copy of the repo with `dvc repro` of E2E_EXPERIMENT done and committed (built once: a finished
+    build is left as it is); its first repro's output in ``.first_output``."""
+    done = dest / ".tiny-build-done"
+    if not done.exists():
+        if dest.exists():
+            shutil.rmtree(dest)   # a build that died half-way
+        dest.mkdir(parents=True)
+        repo = PipelineRepo.create(dest, experiment=E2E_EXPERIMENT)
+        out = repo.dvc("repro", timeout=1800)
+        repo.commit("tiny experiment reproduced")
+        (dest / ".first_output").write_text(out.stdout)
+        done.touch()
+    return dest
+
+
+# What a clone of a build needs besides git: its DVC cache (copied: a clone's runs must not see another's run
+# cache), the MLflow store of the first repro, and the embedding/answer caches (reruns stay as fast as in the build).
+UNTRACKED_STATE = (".dvc/cache", "mlflow.db", "mlartifacts", ".cache")
+
+
+def clone_build(build: Path, dest: Path) -> PipelineRepo:
+    """A working copy of ``build`` (build_tiny's) at ``dest``: git clone, its untracked state copied, outputs
+    checked out. Each test module that changes a workspace gets its own."""
+    repo = PipelineRepo(dest)
+    repo.run("git", "clone", "-q", str(build), str(dest))
+    for rel in UNTRACKED_STATE:
+        src = build / rel
+        if src.is_dir():
+            shutil.copytree(src, dest / rel, dirs_exist_ok=True)
+        elif src.exists():
+            shutil.copy2(src, dest / rel)
+    repo.dvc("checkout", "-q")
+    repo.first_output = (build / ".first_output").read_text()
+    return repo
+
+
+def cluster_t_interval(values: list[float], clusters: list[str], level: float = 0.95) -> tuple[float, float]:
+    """The cluster-robust t interval of a mean, written out from its textbook definition (Cameron & Miller 2015)
+    rather than through ragft.evaluation.stats: the end-to-end tests check the pipeline's intervals against it.
+    mean ± t(G−1) × sqrt(G/(G−1) × Σ_g (sum_g − mean × n_g)² / N²), clipped to the values' range."""
+    from scipy import stats as scipy_stats
+
+    by: dict[str, list[float]] = {}
+    for v, c in zip(values, clusters):
+        by.setdefault(c, []).append(v)
+    n, g = len(values), len(by)
+    mean = sum(values) / n
+    variance = g / (g - 1) * sum((sum(vs) - mean * len(vs)) ** 2 for vs in by.values()) / n**2
+    half = scipy_stats.t.ppf(0.5 + level / 2, g - 1) * variance**0.5
+    return max(mean - half, min(values)), min(mean + half, max(values))
+
+
 def stage_names(repo: PipelineRepo) -> set[str]:
     out = repo.dvc("stage", "list", "--name-only").stdout
     return set(out.split())
+
+
+def edit(path: Path, pattern: str, new: str) -> None:
+    """Replace the first match of ``pattern`` in ``path``; fails when it is not there (a silent no-op edit would let
+    a test pass for the wrong reason)."""
+    text = path.read_text()
+    assert re.search(pattern, text, flags=re.MULTILINE), f"{pattern!r} not in {path}"
+    path.write_text(re.sub(pattern, new, text, count=1, flags=re.MULTILINE))
+
+
+def configure(repo: PipelineRepo, values: dict[str, object], experiment: str = E2E_EXPERIMENT) -> None:
+    """Set dotted config ``values`` in the repo's experiment preset (conf/experiment/<experiment>.yaml, composed
+    last), recompose params.yaml, check every value reached it, and commit."""
+    from omegaconf import OmegaConf
+
+    preset = repo.root / f"conf/experiment/{experiment}.yaml"
+    header = "".join(line for line in preset.read_text().splitlines(keepends=True) if line.startswith("# @package"))
+    merged = OmegaConf.merge(OmegaConf.load(preset), OmegaConf.from_dotlist([f"{k}={v}" for k, v in values.items()]))
+    preset.write_text(header + OmegaConf.to_yaml(merged))
+    repo.run(sys.executable, "-m", "ragft.config", "compose")
+    params = OmegaConf.load(repo.root / "params.yaml")
+    for key, value in values.items():
+        assert OmegaConf.select(params, key) == value, f"{key}={value} did not reach params.yaml"
+    repo.commit(f"configure {values}")
 
 
 def reduce_arms(repo: PipelineRepo, models: list[str], contexts: list[str]) -> None:

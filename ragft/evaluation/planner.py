@@ -91,8 +91,8 @@ def plan_difference(differences: Sequence[float], clusters: Sequence[Any], *, ha
     out["tau"] = math.sqrt(tau2)
     out["half_width_now"] = t_now * math.sqrt(tau2 / k)  # the cluster-robust t interval's, as reported
     if tau2 <= 0:
-        return {**out, "reason": "the paired differences do not vary between clusters (the arms agree on every "
-                                 "cluster's total): no sample size follows from them"}
+        return {**out, "reason": "the paired difference is the same in every cluster, so its variation (what a "
+                                 "sample size is computed from) is 0"}
     m_bar = n / k
     for name, target, beta in (("for_half_width", half_width, None), ("for_power", min_effect, 1 - power)):
         needed = clusters_needed(out["tau"], target, alpha, beta)

@@ -1,6 +1,6 @@
 """Fine-tuning under `accelerate launch`: the finetune stage's own entry, launched as dvc.yaml launches it.
 
-One tiny copy of the repo (experiment=tiny) gets its inputs from `dvc repro base_model chunk`; then
+A clone of the test run's tiny build (tests/helpers.py: its base model and chunks are there already); then
 the entry runs through accelerate with one CPU process (accelerate/cpu.yaml, what the pipeline
 uses on CPU) and with two ranks, where only the main process may open an MLflow run.
 """
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 
 import pytest
 
 from ragft.pipeline.runner import is_main_process
-from tests.helpers import VENV_BIN, PipelineRepo
+from tests.helpers import VENV_BIN, PipelineRepo, clone_build
 
 ENTRY = ["stages/finetune.py", "+arm.model=finetuned"]
 
@@ -31,13 +30,8 @@ def finetune_runs(repo: PipelineRepo) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = PipelineRepo.create(tmp_path_factory.mktemp("accelerate"))
-    tiny = repo.root / "conf" / "experiment" / "tiny.yaml"  # the launch is under test, not the model: 5 steps
-    tiny.write_text(tiny.read_text().replace("steps: 30", "steps: 5").replace("heldout_people: 10", "heldout_people: 2"))
-    repo.run(sys.executable, "-m", "ragft.config", "compose")
-    repo.dvc("repro", "base_model", "chunk")
-    return repo
+def repo(tiny_build, tmp_path_factory):
+    return clone_build(tiny_build, tmp_path_factory.mktemp("accelerate"))
 
 
 def test_rank_decides_the_main_process(monkeypatch):
@@ -51,12 +45,13 @@ def test_rank_decides_the_main_process(monkeypatch):
 
 @pytest.mark.slow
 def test_finetune_entry_under_accelerate_one_cpu_process(repo):
+    before = {run for run, _ in finetune_runs(repo)}   # the build's own run
     launch(repo, "--num_processes", "1")
     adapter = repo.root / "models" / "finetuned"
     assert (adapter / "adapter_model.safetensors").stat().st_size > 0
     assert json.loads((adapter / "adapter_config.json").read_text())["peft_type"] == "LORA"
     record = json.loads((adapter / "run.json").read_text())
-    runs = finetune_runs(repo)
+    runs = [r for r in finetune_runs(repo) if r[0] not in before]
     assert runs == [(record["run_id"], "FINISHED")]
     with sqlite3.connect(repo.root / "mlflow.db") as db:
         logged = {k for (k,) in db.execute("SELECT key FROM metrics WHERE run_uuid = ?", (record["run_id"],))}

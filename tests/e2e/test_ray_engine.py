@@ -26,8 +26,8 @@ def cfg(**overrides):
 def test_ray_actor_pool_writes_the_in_process_vectors(tmp_path):
     """One local Ray instance (2 CPUs, 2 actors): the in-process vectors, in order, with and without the cache
     (to float32 rounding: the actors' batches differ from the local run's; see test_embedding.BATCH_TOLERANCE)."""
-    pytest.importorskip("ray.data")
     import ray
+    import ray.data
 
     local = Encoder(cfg(engine="local")).encode(TEXTS, progress=False)
     assert identity(cfg()) == identity(cfg(engine="local"))            # same bytes, so one cache for both

@@ -141,68 +141,9 @@ def test_arms_answered_through_transformers_serve_agree_with_the_in_process_engi
     assert through_server == {m: answers(repo, m) for m in ("base", "raft")}
 
 
-def test_a_server_killed_mid_arm_fails_the_stage_naming_the_url_and_the_rerun_resumes(repo, served, tmp_path):
-    import subprocess
-    import time
-
+def test_a_dead_url_fails_the_stage_naming_it(repo, served):
+    """The stage's one line for a dead server (one probe with its 5 s timeout, no retry: tests/unit/serving)."""
     _, folders = served
-    before = answers(repo, "base")
-    server = Server(repo.root)
-    env = {**repo.env, "RAGFT_ANSWER_CACHE": str(tmp_path / "cache")}  # a cold cache: every answer is asked
-    cmd = [sys.executable, "stages/infer.py", "+arm.model=base", "inference.engine=openai",
-           f"inference.openai.base_url={server.url}", f"inference.openai.models.base={folders['base']}",
-           "inference.openai.concurrency=1", "inference.openai.max_retries=1",
-           "inference.max_new_tokens=6"]  # short answers: this is about the failure and the resume (the suite's time)
-    stage = subprocess.Popen(cmd, cwd=repo.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    while server.posts() < 3 and time.monotonic() < deadline and stage.poll() is None:
-        time.sleep(0.2)
-    server.stop(kill=True)
-    out, _ = stage.communicate(timeout=120)
-    assert stage.returncode != 0 and server.url in out and "answers are in the answer cache" in out, out[-3000:]
-    cached = len(list((tmp_path / "cache").rglob("*.json")))
-    assert 3 <= cached < 20
-    assert answers(repo, "base") == before  # nothing half-written: the stage's outputs are the last complete ones
-    again = Server(repo.root, port=server.port)
-    try:
-        rerun = subprocess.run(cmd, cwd=repo.root, env=env, capture_output=True, text=True, timeout=600)
-        assert rerun.returncode == 0, rerun.stderr[-3000:]
-        assert again.posts() == 20 - cached
-    finally:
-        again.stop()
-
-
-def test_a_dead_url_fails_the_stage_in_seconds(repo, served):
-    import time
-
-    _, folders = served
-    t0 = time.perf_counter()
     proc = infer_served(repo, "base", f"http://127.0.0.1:{free_port()}/v1", folders["base"], check=False)
-    assert proc.returncode != 0 and "is unreachable" in proc.stderr and "inference.openai.base_url" in proc.stderr
-    assert time.perf_counter() - t0 < 30  # a stage process start plus a 5 s probe, never the retries
-
-
-def test_the_llm_judge_runs_against_the_real_server_and_its_agreement_with_match_is_reported(repo, served):
-    server, folders = served
-    before = server.posts()
-    repo.run(sys.executable, "stages/evaluate.py", "eval.judge.enabled=true", f"eval.judge.base_url={server.url}",
-             f"eval.judge.model={folders['base']}", "eval.judge.metrics=[answer_accuracy]", "eval.judge.max_questions=3",
-             "eval.judge.arms=[base-retrieved,raft-retrieved]", "eval.judge.max_tokens=32",
-             "eval.judge.concurrency=1", "eval.judge.timeout=300")
-    assert server.posts() > before  # judged through the real server
-    doc = json.loads((repo.root / paths.EVAL_METRICS).read_text())
-    settings = doc["judge"]["settings"]
-    assert settings["model"] == str(folders["base"]) and settings["seed"] == 0 and len(settings["prompts_sha256"]) == 64
-    assert settings["base_url"] == server.url and settings["metrics"] == ["answer_accuracy"]
-    judged = 0
-    for arm in ("base-retrieved", "raft-retrieved"):
-        row = doc["arms"][arm]
-        assert row["judge_answer_accuracy_n"] == 3, row  # every judgement given or counted as NaN, never 0
-        judged += row["judge_answer_accuracy_n"] - row["judge_answer_accuracy_nan"]
-    assert "judge_answer_accuracy_n" not in doc["arms"]["base-none"]
-    agreement = doc["judge"]["agreement"].get("answer_accuracy")
-    print(f"judge: {judged} of 6 judgements parsed; agreement with match: {agreement}")
-    assert agreement["n"] == judged  # SmolLM2-135M rarely writes ragas' JSON: kappa is then undefined, and said so
-    md = (repo.root / paths.COMPARISON_REPORT).read_text()
-    assert "## LLM judge (ragas)" in md and "answer accuracy" in md
-    assert ("Cohen's kappa **" in md) if judged else ("undefined, since none of its judgements could be read" in md)
+    assert proc.returncode == 2 and "is unreachable" in proc.stderr and "inference.openai.base_url" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -104,6 +104,14 @@ def test_a_failed_experiment_fails_the_sweep_and_is_named(tmp_path):
     assert sorted(e["state"] for e in record["experiments"]) == ["failed", "success"]
 
 
+def assert_figure(path) -> None:
+    """A PNG that opens as an image of a figure's size, not just a file that exists."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] >= 400 and image.size[1] >= 200, image.size
+
+
 @pytest.mark.slow
 def test_real_sweep_drains_the_queue_into_one_store(tiny_repo):
     """2 experiments, 2 workers, on the session's tiny repro. `eval.bootstrap_resamples` only reruns
@@ -144,16 +152,17 @@ def test_real_sweep_drains_the_queue_into_one_store(tiny_repo):
     text = (repo.root / "reports/sweep_t1.md").read_text()
     assert "| experiment | eval.bootstrap_resamples |" in text and all(f"| {n} |" in text for n in names)
     assert " [" in text  # the arms' CIs, read back from each experiment's metrics file
-    assert (repo.root / "reports/sweep_t1.png").stat().st_size > 0
+    assert "| base-retrieved | 100.0 [100.0, 100.0] | 100.0 [100.0, 100.0] |" in text   # the reading model's RAG
+    assert_figure(repo.root / "reports/sweep_t1.png")
 
 
 @pytest.mark.slow
 def test_a_real_search_tunes_on_dev_reuses_unchanged_stages_and_reports_on_eval(tiny_repo, tmp_path):
     """`ragft tune` on the session's tiny repro (experiment=tiny has a dev split): the default (the workspace's
     params: nothing reruns) and 2 trials on 2 workers that change only `evaluate`'s params, so DVC reuses every
-    other stage. (The tiny
-    config scores 0 on every arm, so the sampler learns nothing here: tests/unit/experiments/test_tune.py
-    checks the choices; this is the machinery: queue, dev scores, reuse, records, compare.)"""
+    other stage. (The objective, RAG's dev score, is 1.0 whatever the trials set: the reading model answers
+    every dev question; tests/unit/experiments/test_tune.py checks the sampler's choices; this is the machinery:
+    queue, dev scores, reuse, records, compare.)"""
     from ragft.experiments.tune import TUNE_DIR
 
     repo = tiny_repo
@@ -168,7 +177,7 @@ def test_a_real_search_tunes_on_dev_reuses_unchanged_stages_and_reports_on_eval(
     record = json.loads((repo.root / TUNE_DIR / "s1.json").read_text())
     assert [t["name"] for t in record["trials"]] == ["s1-t0", "s1-t1"] and record["default"]["name"] == "s1-default"
     assert {t["state"] for t in [record["default"], *record["trials"]]} == {"success"}
-    assert record["best"]["objective"] is not None and record["apply"] == f"dvc exp apply {record['best']['name']}"
+    assert record["best"]["objective"] == 1.0 and record["apply"] == f"dvc exp apply {record['best']['name']}"
     # the default is the workspace's experiment: nothing reruns; the trials rerun evaluate alone
     # (check_params, which checks params.yaml against conf/, always runs)
     assert record["default"]["stages"]["ran"] == ["check_params"] and "prepare" in record["default"]["stages"]["reused"]
@@ -181,7 +190,8 @@ def test_a_real_search_tunes_on_dev_reuses_unchanged_stages_and_reports_on_eval(
     assert doc["dev"]["base-retrieved"]["n"] == doc["split"]["dev"]
     assert "Queued" not in repo.dvc("queue", "status").stdout
     md = (repo.root / TUNE_DIR / "s1.md").read_text()
-    assert "dev − eval" in md and "s1-t0" in md and (repo.root / TUNE_DIR / "s1.png").exists()
+    assert "dev − eval" in md and "s1-t0" in md
+    assert_figure(repo.root / TUNE_DIR / "s1.png")
     # every trial is in the comparison, each table naming its split
     compared = repo.run(str(VENV_BIN / "ragft"), "compare", "--sweep", "s1").stdout
     assert "s1-default" in compared and "s1-t1" in compared

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -77,12 +76,6 @@ def validate_overrides(work: Path, *overrides: str):
     from ragft.config import validate
 
     return validate(compose_conf(work / "conf", list(overrides)))
-
-
-def edit(path: Path, pattern: str, new: str) -> None:
-    text = path.read_text()
-    assert re.search(pattern, text, flags=re.MULTILINE), f"{pattern!r} not in {path}"
-    path.write_text(re.sub(pattern, new, text, count=1, flags=re.MULTILINE))
 
 
 # --------------------------------------------------------------------------- inputs

@@ -52,8 +52,9 @@ def test_ann_benchmark_shape_and_recall(small_ann):
     for eng in res["engines"].values():
         assert eng["bytes"] > 0
         for row in eng["sweep"]:
-            assert 0.0 <= row["recall@10"] <= 1.0 and row["qps"] > 0
+            assert row["qps"] > 0
             assert row["speedup"] == pytest.approx(row["qps"] / res["flat_qps"], rel=0.01, abs=0.01)
+    assert all(row["recall@10"] == 1.0 for row in res["engines"]["flat"]["sweep"])  # exact search finds all 10
     ivf = [r["recall@10"] for r in res["engines"]["ivf_flat"]["sweep"]]
     assert ivf[-1] > ivf[0]  # probing more lists finds more of the exact neighbours
     assert res["engines"]["hnsw"]["best"]["meets_recall"]
@@ -95,7 +96,7 @@ def test_noop_repro_is_timed_and_a_real_run_is_refused(tmp_path):
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     bare = pipeline.bare_dvc_project(tmp_path, env)
     seconds = pipeline.noop_seconds(bare, env, 2)
-    assert len(seconds) == 2 and all(0 < s < 60 for s in seconds)
+    assert len(seconds) == 2 and all(s > 0 for s in seconds)  # two measured durations (not a speed check)
     (bare / "in.txt").write_text("changed\n")
     with pytest.raises(RuntimeError, match="not a no-op"):
         pipeline.noop_seconds(bare, env, 1)

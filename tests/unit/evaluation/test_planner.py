@@ -69,7 +69,7 @@ def test_the_current_half_width_is_the_reported_intervals():
 
 def test_no_variation_gives_no_plan_and_says_why():
     out = plan_difference([0.0] * 20, np.repeat(np.arange(4), 5), **TARGETS)
-    assert "do not vary" in out["reason"] and "for_half_width" not in out
+    assert "the same in every cluster" in out["reason"] and "for_half_width" not in out
     assert "fewer than 2 clusters" in plan_difference([1.0, 0.0], [0, 0], **TARGETS)["reason"]
 
 

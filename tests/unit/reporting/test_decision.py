@@ -17,7 +17,7 @@ from ragft.evaluation import costs
 from ragft.reporting.model import build_report
 from ragft.reporting.render import escape_md, render_html, render_markdown
 from ragft.reporting.summary import summary_text
-from tests.helpers import REPO, XSS, run_evaluate, write_evaluate_inputs
+from tests.helpers import XSS, run_evaluate, write_evaluate_inputs
 
 PRICES = {"input_per_million": 0.15, "output_per_million": 0.60, "gpu_hour": None, "train_gpu_hour": 2.0,
           "currency": "USD"}
@@ -178,7 +178,7 @@ def test_costs_config_defaults_are_composed_into_params_yaml(default_cfg):
     want = {"input_per_million": 0.15, "output_per_million": 0.6, "gpu_hour": None, "train_gpu_hour": 2.0,
             "currency": "USD"}
     assert OmegaConf.to_container(default_cfg.eval.costs) == want
-    assert yaml.safe_load((REPO / "params.yaml").read_text())["eval"]["costs"] == want
+    assert compose_conf()["eval"]["costs"] == want   # a fresh composition, not the developer's workspace params.yaml
 
 
 @pytest.mark.parametrize("name", ["input_per_million", "output_per_million", "gpu_hour", "train_gpu_hour"])

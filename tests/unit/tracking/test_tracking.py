@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import time
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -98,11 +97,20 @@ def test_the_experiment_opens_on_the_runs_table(tmp_path, monkeypatch):
 
 
 def test_unreachable_tracking_server_fails_fast(monkeypatch):
+    """One /health probe with a 5 s timeout and no retry, before MLflow (whose own retries take minutes) is
+    asked anything and before the stage body: checked by what was called, not by a stopwatch."""
+    import urllib.request
+
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # discard port: nothing listens
-    start = time.monotonic()
+    probes, real_open = [], urllib.request.urlopen
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: probes.append((url, timeout)) or real_open(
+        url, timeout=timeout))
+    monkeypatch.setattr(mlflow, "set_tracking_uri", lambda uri: pytest.fail("MLflow was asked before the probe failed"))
     with pytest.raises(tracking.TrackingError, match="unreachable.*MLFLOW_TRACKING_URI"), tracking.stage_run("prepare", CFG):
         pytest.fail("the stage body must not run")
-    assert time.monotonic() - start < 15
+    assert probes == [("http://127.0.0.1:9/health", 5.0)]
 
 
 def _create(uri: str, out) -> None:
