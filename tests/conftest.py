@@ -53,11 +53,18 @@ def judge_server():
 
 @pytest.fixture(scope="session")
 def tiny_build(tmp_path_factory, worker_id):
-    """The one real `dvc repro` of experiment=tiny of a test run, shared by every xdist worker: the first worker
-    to get here builds it in the run's common temp folder under a file lock; the others wait, then find it."""
+    """The one real `dvc repro` of experiment=tiny_reads of a test run, shared by every xdist worker: the first
+    worker to get here builds it in the run's common temp folder under a file lock; the others wait, then find it.
+    RAGFT_TEST_TINY_BUILD names a finished build to reuse instead (iterating on the end-to-end tests)."""
+    import os
+    from pathlib import Path
+
     from filelock import FileLock
 
     from tests.helpers import build_tiny
+
+    if os.environ.get("RAGFT_TEST_TINY_BUILD"):
+        return build_tiny(Path(os.environ["RAGFT_TEST_TINY_BUILD"]))
 
     shared = tmp_path_factory.getbasetemp()
     if worker_id != "master":

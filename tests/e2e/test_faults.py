@@ -62,16 +62,21 @@ def repo(tiny_build, tmp_path_factory):
     """A clone of the test run's tiny build whose embed and finetune@finetuned last long enough to be killed:
     one text per embedding batch (~100 batches), 60 training steps (the tiny config trains ~8)."""
     repo = clone_build(tiny_build, tmp_path_factory.mktemp("faults"))
-    configure(repo, {"embedder.batch_size": 1, "finetune.max_steps": 60})
+    # the embedding cache off: every text is encoded, not read back from the build's cache
+    configure(repo, {"embedder.batch_size": 1, "embedder.cache": False, "finetune.max_steps": 60})
+    client = MlflowClient(f"sqlite:///{repo.root / 'mlflow.db'}")
+    repo.build_runs = {r.info.run_id for r in client.search_runs(
+        [client.get_experiment_by_name("ragft").experiment_id], max_results=10000)}
     reduce_arms(repo, ["base", "finetuned"], ["none"])
     return repo
 
 
 def runs_of(repo: PipelineRepo, stage: str) -> list:
+    """The stage's MLflow runs in this clone since the build (the build's own runs came with its store)."""
     client = MlflowClient(f"sqlite:///{repo.root / 'mlflow.db'}")
     exp = client.get_experiment_by_name("ragft")
     found = client.search_runs([exp.experiment_id], filter_string=f"tags.`ragft.stage` = '{stage}'")
-    return sorted(found, key=lambda r: r.info.start_time)
+    return sorted((r for r in found if r.info.run_id not in repo.build_runs), key=lambda r: r.info.start_time)
 
 
 def stale_temps(output: Path) -> list[Path]:

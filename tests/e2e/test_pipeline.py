@@ -112,7 +112,7 @@ def test_the_verdict_and_the_decision_name_deployable_arms(repo):
     headline = doc["differences"]["base-retrieved vs finetuned-none"]
     # every one of the 8 documents' 5 questions: RAG right, fine-tuning closed-book wrong. The sign-flip test
     # over documents is then exact: 2 of the 2^8 sign patterns are as extreme, p = 2/256
-    assert headline["diff"] == 1.0 and headline["significant"] and headline["p_value"] == pytest.approx(2 / 256)
+    assert headline["diff"] == 1.0 and headline["significant"] and headline["p_value"] == pytest.approx(2 / 256, abs=1e-6)
     assert verdict["text"].startswith("On this corpus, RAG (base + retrieved) beats LoRA fine-tuning (finetuned, "
                                       "closed-book) by 100.0 EM points")
     assert "base-retrieved" in verdict["best_arms"] and not [a for a in verdict["best_arms"] if "oracle" in a]
@@ -400,7 +400,7 @@ def test_a_folder_without_a_qa_file_generates_questions_and_prepares_them(repo, 
         proc = repo.dvc("exp", "run", "-S", "dataset=local", "-S", "dataset.qa=generate",
                         "-S", "dataset.generate.engine=openai", "-S", f"dataset.generate.openai.base_url={url}",
                         "-S", f"dataset.generate.openai.model={QUESTION_WRITER}", "prepare")
-        assert repo.ran(proc.stdout) == {"check_params", "generate_qa", "prepare"}
+        assert repo.ran(proc.stdout) == {"generate_qa", "prepare"}   # check_params is no target of prepare
         generated = json.loads((repo.root / paths.GENERATED_MANIFEST).read_text())
         survived = generated["survived"]
         assert survived["generated"] == 8 * 4 and 8 <= survived["kept"] < survived["generated"]   # some duplicates

@@ -160,7 +160,7 @@ def test_real_sweep_drains_the_queue_into_one_store(tiny_repo):
 def test_a_real_search_tunes_on_dev_reuses_unchanged_stages_and_reports_on_eval(tiny_repo, tmp_path):
     """`ragft tune` on the session's tiny repro (experiment=tiny has a dev split): the default (the workspace's
     params: nothing reruns) and 2 trials on 2 workers that change only `evaluate`'s params, so DVC reuses every
-    other stage. (The objective, RAG's dev score, is 1.0 whatever the trials set: the reading model answers
+    other stage. (The objective, RAG's dev score, is 100% whatever the trials set: the reading model answers
     every dev question; tests/unit/experiments/test_tune.py checks the sampler's choices; this is the machinery:
     queue, dev scores, reuse, records, compare.)"""
     from ragft.experiments.tune import TUNE_DIR
@@ -177,7 +177,7 @@ def test_a_real_search_tunes_on_dev_reuses_unchanged_stages_and_reports_on_eval(
     record = json.loads((repo.root / TUNE_DIR / "s1.json").read_text())
     assert [t["name"] for t in record["trials"]] == ["s1-t0", "s1-t1"] and record["default"]["name"] == "s1-default"
     assert {t["state"] for t in [record["default"], *record["trials"]]} == {"success"}
-    assert record["best"]["objective"] == 1.0 and record["apply"] == f"dvc exp apply {record['best']['name']}"
+    assert record["best"]["objective"] == 100.0 and record["apply"] == f"dvc exp apply {record['best']['name']}"
     # the default is the workspace's experiment: nothing reruns; the trials rerun evaluate alone
     # (check_params, which checks params.yaml against conf/, always runs)
     assert record["default"]["stages"]["ran"] == ["check_params"] and "prepare" in record["default"]["stages"]["reused"]

@@ -191,10 +191,11 @@ def test_sign_flip_over_clusters_by_enumeration():
 
 def test_sign_flip_monte_carlo_is_seeded():
     rng = np.random.default_rng(0)
-    diffs = rng.choice([-1.0, 0.0, 1.0, 2.0], size=200)
+    diffs = rng.choice([-2.0, -1.0, 0.0, 1.0, 2.0], size=200)   # no effect: a p-value far from its floor
     docs = np.repeat(np.arange(40), 5)
     first = sign_flip_test(diffs, docs, resamples=2000, seed=3)
     assert first == sign_flip_test(diffs, docs, resamples=2000, seed=3) and 0 < first <= 1
+    assert sign_flip_test(diffs, docs, resamples=2000, seed=4) != first   # 2^40 patterns: sampled, by the seed
 
 
 # --------------------------------------------------------------------------- kappa, the design's clusters

@@ -91,3 +91,18 @@ def test_a_fine_tuned_models_method_is_read_from_what_its_folder_holds(tmp_path)
     (tmp_path / "lora").mkdir()
     (tmp_path / "lora" / "adapter_config.json").write_text("{}")
     assert finetune_method(tmp_path / "full") == "full" and finetune_method(tmp_path / "lora") == "lora"
+
+
+def test_the_best_arm_is_deployable_and_an_oracle_arm_is_a_ceiling():
+    """raft-oracle scores highest, but it is handed the gold document: the best arm is raft-retrieved, and the
+    oracle arm is named as the ceiling (the default experiment's case, where they tied at 88.3)."""
+    scored = {**arms(0.0, 0.733, 0.0, 0.583), "raft-retrieved": {"exact_match": 0.883},
+              "raft-oracle": {"exact_match": 0.95}, "base-oracle_distractors": {"exact_match": 0.99}}
+    out = verdict(scored, design={"unit": "document", "clusters": 12, "questions": 60})
+    assert out["best_arms"] == ["raft-retrieved"] and out["best_score"] == 0.883
+    assert out["ceilings"] == {"raft-oracle": 0.95, "base-oracle_distractors": 0.99}
+    assert ("Best arm: raft-retrieved (RAFT (LoRA, reading among distractors), retrieved chunks), EM 88.3%. "
+            "Ceiling with the gold document in the prompt (not deployable): base-oracle_distractors, EM 99.0%. "
+            "Intervals are over the 12 eval documents (60 questions).") in out["text"]
+    only_oracles = verdict({"base-oracle": {"exact_match": 0.5}})
+    assert only_oracles["best_arms"] == [] and "No deployable arm" in only_oracles["text"]

@@ -230,13 +230,20 @@ def test_infer_stage_body_writes_deterministic_predictions(tmp_path, monkeypatch
             text = (out / paths.PREDICTIONS_FILE).read_text()
             assert outputs.setdefault((model, context), text) == text, "a rerun must write the same bytes"
             cached.setdefault((model, context), []).append(json.loads((out / paths.TIMINGS).read_text())["from_cache"])
-    assert cached[("finetuned", "retrieved")] == [False, True] and cached[("base", "none")] == [False]
     base_rows = [
         json.loads(line)
         for line in (paths.predictions_dir("base", "none") / paths.PREDICTIONS_FILE).read_text().splitlines()
     ]
     assert [r["qid"] for r in base_rows] == [r["qid"] for r in rows]
     assert all(r["chunk_ids"] == [] for r in base_rows)
+    retrieved_rows = [json.loads(line) for line in
+                      (paths.predictions_dir("base", "retrieved") / paths.PREDICTIONS_FILE).read_text().splitlines()]
+    # each arm answered its own context: the retrieved arm's prompts held the retrieved chunks (as many as fit)
+    assert sum(bool(p["chunk_ids"]) for p in retrieved_rows) == sum(bool(r["chunks"]) for r in rows) == 5
+    for pred, row in zip(retrieved_rows, rows):
+        ids = [c["chunk_id"] for c in row["chunks"]]
+        assert bool(pred["chunk_ids"]) == bool(ids) and pred["chunk_ids"] == ids[: len(pred["chunk_ids"])], pred
+    assert cached[("finetuned", "retrieved")] == [False, True] and cached[("base", "none")] == [False]
     assert set(base_rows[0]) == {"qid", "answer", "chunk_ids", "scores", "prompt_tokens", "output_tokens"}
     info = json.loads((paths.predictions_dir("finetuned", "retrieved") / paths.ARM_INFO).read_text())
     assert info["arm"] == "finetuned-retrieved" and info["base_model"]["testbed"] is True
