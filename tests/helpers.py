@@ -25,7 +25,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"   # captured `dvc exp show --json` documents
-OUTPUTS = ("data/", "models/", "metrics/", "plots/", "reports/", "mlflow.db", "mlartifacts/")
+# the developer's own runs: stage outputs, their lock, the MLflow store (a clean clone has none of them)
+OUTPUTS = ("data/", "models/", "metrics/", "plots/", "reports/", "mlflow.db", "mlartifacts/", "dvc.lock")
 
 
 class PipelineRepo:
@@ -171,12 +172,9 @@ def configure(repo: PipelineRepo, values: dict[str, object], experiment: str = E
 
 def reduce_arms(repo: PipelineRepo, models: list[str], contexts: list[str]) -> None:
     """Fewer arms (faster runs): conf/config.yaml's arms, recomposed and committed."""
-    from ragft.arms import RECIPE_INPUTS
-
     conf = repo.root / "conf/config.yaml"
     data = yaml.safe_load(conf.read_text())
-    data["arms"] = {"models": models, "contexts": contexts,
-                    "trained": {m: RECIPE_INPUTS[m] for m in models if m in RECIPE_INPUTS}}
+    data["arms"] = {"models": models, "contexts": contexts}
     conf.write_text(yaml.safe_dump(data, sort_keys=False))
     repo.run(sys.executable, "-m", "ragft.config", "compose")
     repo.commit(f"arms: {models} x {contexts}")

@@ -157,3 +157,27 @@ def write_params(path: str | os.PathLike = paths.PARAMS, conf_dir: str | os.Path
         fh.write("# Generated from conf/ by `make params` (or `dvc exp run`). Edit conf/, not this file.\n")
         fh.write(OmegaConf.to_yaml(OmegaConf.create(cfg)))
     return cfg
+
+
+def for_base(cfg: DictConfig, base: str) -> DictConfig:
+    """``cfg`` with `model` set to the base model named ``base`` (`bases.<base>`; ``base`` is `model` itself): what
+    base_model@<base> builds, and what a candidate on that base loads and trains."""
+    from ragft.arms import DEFAULT_BASE
+
+    if base == DEFAULT_BASE:
+        return cfg
+    out = cfg.copy()
+    out.model = cfg.bases[base]
+    return out
+
+
+def for_candidate(cfg: DictConfig, name: str) -> DictConfig:
+    """``cfg`` as the candidate ``name`` sees it: `model` is its base's, `finetune` carries its own overrides
+    (`candidates.<name>.finetune`)."""
+    declared = cfg.candidates[name] or {}
+    out = for_base(cfg, str(declared.get("base") or "base"))
+    overrides = declared.get("finetune") or {}
+    if overrides:
+        out = out.copy() if out is cfg else out
+        out.finetune = OmegaConf.merge(cfg.finetune, overrides)
+    return out

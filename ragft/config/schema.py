@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import MISSING, SI
 
-from ragft.arms import RECIPE_INPUTS, Context, Model
+from ragft.arms import DEFAULT_BASE, RECIPES, Context, dag
 
 
 class ConfigError(ValueError):
@@ -339,7 +339,7 @@ class RobustnessConfig:
     chunks among n random / hard distractors, and the top_k retrieved with the gold chunks removed."""
 
     enabled: bool = False
-    models: list[Model] | None = None  # None: every model of arms.models
+    models: list[str] | None = None  # None: every model of arms.models
     ks: list[int] = field(default_factory=lambda: [1, 3, 5, 10])
     distractors: list[int] = field(default_factory=lambda: [0, 1, 2, 4])
     seed: int = SI("${seed}")
@@ -437,6 +437,7 @@ class ModelConfig:
     path: str | None = SMOLLM2_GGUF
     gguf_file: str | None = None     # gguf from a hub repo: the file in it
     revision: str | None = None      # hub ids: pin a commit (required)
+    sha256: str | None = None        # gguf: the file's pinned sha256, checked before it is loaded
     trust_remote_code: bool = False
     dtype: DType = DType.auto        # auto: bf16 on CUDA (loading, training, generation), fp32 on CPU
     scratch: ScratchModelConfig = field(default_factory=ScratchModelConfig)
@@ -711,28 +712,32 @@ class TrackingConfig:
 
 @dataclass
 class ArmsConfig:
-    """The factors of the experiment: every model × every context is an arm (`infer@<model>` answers all of
-    the model's contexts)."""
+    """The factors of the experiment: every candidate of `models` × every context is an arm (`infer@<model>`
+    answers all of the candidate's contexts)."""
 
-    models: list[Model] = MISSING
+    models: list[str] = MISSING      # the candidates that run: names declared in `candidates`
     contexts: list[Context] = MISSING
-    # The fine-tuned models among `models` → the input their recipe reads (dvc.yaml's foreach makes one
-    # finetune@<model> stage each, depending on that input only): ragft.arms.RECIPE_INPUTS fixes the values.
-    trained: dict[str, str] = MISSING
 
-    def __post_init__(self) -> None:
-        want = {str(m): RECIPE_INPUTS[m] for m in self.models if m in RECIPE_INPUTS}
-        _check(dict(self.trained) == want, "arms.trained", dict(self.trained),
-               f"it must map each fine-tuned model of arms.models to its recipe's input: {want} "
-               "(dvc.yaml makes one finetune@<model> stage per entry)")
+
+@dataclass
+class CandidateConfig:
+    """A candidate model: its base (`base`: a key of `bases`; ``base`` is the `model` group) and at most one of
+    a ragft recipe, an adapter trained elsewhere, or a served model. None of them: the base itself, untuned."""
+
+    base: str = DEFAULT_BASE
+    recipe: str | None = None        # finetuned (the documents, finetune.mode) | raft: trained here, finetune@<name>
+    adapter: str | None = None       # a PEFT adapter folder (safetensors) trained on `base` elsewhere
+    served: str | None = None        # the model's name on inference.openai.base_url (an OpenAI-compatible server)
+    label: str | None = None         # how the reports name it (default: its role)
+    finetune: dict[str, Any] = field(default_factory=dict)  # a recipe's own overrides of the `finetune` group
 
 
 @dataclass
 class ArmSelection:
-    """The model (and context) a foreach stage runs (`infer@<model>`, `finetune@<model>`); given on the
-    stage's command line (`+arm.model=... +arm.context=...`), never in params.yaml."""
+    """The model (and context) a foreach stage runs (`infer@<model>`, `finetune@<model>`, `base_model@<base>`);
+    given on the stage's command line (`+arm.model=... +arm.context=...`), never in params.yaml."""
 
-    model: Model = MISSING
+    model: str = MISSING
     context: Context | None = None
 
 
@@ -756,6 +761,13 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     arms: ArmsConfig = MISSING       # stated in conf/config.yaml: the experiment's design
+    # base models by name, each built once by base_model@<name> into models/<name>; `base` is the `model` group
+    bases: dict[str, ModelConfig] = field(default_factory=dict)
+    # the models an arm can use, by name: each entry a CandidateConfig (typed here, in _check_candidates, so that
+    # one `-S '+candidates.<name>={...}'` can add one: Hydra cannot add to a dict of dataclasses)
+    candidates: dict[str, Any] = field(default_factory=dict)
+    # what dvc.yaml's foreach stages iterate, derived from the above (the `ragft.dag` resolver; checked here)
+    dag: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:  # rules across groups
         ft, ds = self.finetune, self.dataset
@@ -765,6 +777,8 @@ class Config:
         if self.retriever.method == RetrieverMethod.hybrid:
             _check(self.retriever.hybrid.candidates >= depth, "retriever.hybrid.candidates",
                    self.retriever.hybrid.candidates, f"it must be >= retrieval.depth ({depth}), the ranks kept")
+        if self.arms is not MISSING:
+            self._check_candidates()
         rb = self.robustness
         if rb.models and self.arms is not MISSING:
             extra = sorted(set(map(str, rb.models)) - set(map(str, self.arms.models)))
@@ -773,6 +787,73 @@ class Config:
         need = max(max(rb.ks), max(rb.distractors))
         _check(need <= depth, "robustness.ks / robustness.distractors", need,
                f"the largest must be <= retrieval.depth ({depth}), the ranked candidates they are drawn from")
+
+
+    def _check_candidates(self) -> None:
+        """The candidates: declared, well named, one source of weights each, on a declared base; adapters checked
+        against their base (ragft.model.adapters); the derived `dag` in step with them."""
+        from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
+
+        contexts = [c.value for c in Context]
+        names = [str(m) for m in self.arms.models]
+        typed = {}
+        for name, c in (self.candidates or {}).items():
+            try:
+                typed[name] = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(CandidateConfig), c or {}))
+            except OmegaConfBaseException as err:
+                _check(False, f"candidates.{name}", c, f"{str(err).splitlines()[0]}; a candidate has the fields "
+                       "base, recipe, adapter, served, label, finetune")
+        self.candidates = typed
+        _check(bool(names) and len(set(names)) == len(names), "arms.models", names, "name each candidate once")
+        for name in names:
+            _check(name in self.candidates, "arms.models", names,
+                   f"{name!r} is not declared in `candidates` (declared: {sorted(self.candidates)}); declare it, e.g. "
+                   f"-S '+candidates.{name}={{adapter: path/to/adapter}}', or choose among the declared ones")
+        for name, c in self.candidates.items():
+            where = f"candidates.{name}"
+            _check(bool(name) and "-" not in name and name.isidentifier(), where, name,
+                   "a candidate's name is a Python identifier without '-' (arm names are <model>-<context>); rename it")
+            _check(name not in contexts, where, name, f"it clashes with a context ({contexts}); rename it")
+            sources = [k for k in ("recipe", "adapter", "served") if getattr(c, k)]
+            _check(len(sources) <= 1, where, {k: getattr(c, k) for k in sources},
+                   "a candidate has one source of tuned weights: keep one of recipe, adapter, served")
+            _check(c.base == DEFAULT_BASE or c.base in self.bases, f"{where}.base", c.base,
+                   f"no such base model; declare it in `bases` (e.g. -S '+model@bases.{c.base}=<conf/model preset>') "
+                   f"or use one of {sorted({DEFAULT_BASE, *self.bases})}")
+            _check(c.recipe is None or c.recipe in RECIPES, f"{where}.recipe", c.recipe, f"choose one of {list(RECIPES)}")
+            _check(not (c.recipe and name in self.bases), where, name,
+                   "a trained candidate writes models/<name>, which is a base model's folder; rename it")
+            _check(not c.served or bool(self.inference.openai.base_url), f"{where}.served", c.served,
+                   "a served candidate is answered by the OpenAI-compatible server at inference.openai.base_url, "
+                   "which is not set; set it (e.g. -S inference.openai.base_url=http://127.0.0.1:8000/v1)")
+            _check(not c.finetune or bool(c.recipe), f"{where}.finetune", dict(c.finetune),
+                   "only a recipe candidate is trained here; remove the overrides or give it a recipe")
+            if c.finetune:
+                try:
+                    OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FinetuneConfig), dict(c.finetune)))
+                except OmegaConfBaseException as err:
+                    _check(False, f"{where}.finetune", dict(c.finetune),
+                           f"{str(err).splitlines()[0]}; use the keys and types of the `finetune` group")
+        for name in names:
+            c = self.candidates[name]
+            if c.adapter:
+                from ragft.model.adapters import check_adapter
+
+                check_adapter(c.adapter, self.bases.get(c.base, self.model), c.base, f"candidates.{name}.adapter")
+        _check(DEFAULT_BASE not in self.bases, f"bases.{DEFAULT_BASE}", DEFAULT_BASE,
+               "the base named base is the `model` group; give the other base another name")
+        want = dag(names, {k: {f: getattr(v, f) for f in ("base", "recipe", "adapter", "served", "label")}
+                           for k, v in self.candidates.items()}, {})
+        _check(_plain(self.dag) == want, "dag", _plain(self.dag),
+               f"it is derived from arms.models, candidates and bases (the `ragft.dag` resolver in conf/config.yaml) "
+               f"and must be {want}; leave `dag: ${{ragft.dag:...}}` as it is and run `make params`")
+
+
+def _plain(value: Any) -> Any:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 @dataclass
@@ -796,6 +877,9 @@ def register() -> None:
     which Hydra imports before it composes (in `dvc exp run` too), and by ragft's own compose."""
     from hydra.core.config_store import ConfigStore
 
+    from ragft.arms import register_resolver
+
+    register_resolver()
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     for group, schema in GROUPS.items():

@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ragft.arms import RAG, Arm, Context, label, models_of
+from ragft.arms import DEFAULT_CANDIDATES, RAG, Arm, Context, Design, label, ordered
 from ragft.evaluation.verdict import METRIC_WORDS, paired
 
 PRICE_KEYS = ("input_per_million", "output_per_million", "gpu_hour", "train_gpu_hour", "currency")  # eval.costs
@@ -86,30 +86,44 @@ def break_even(training_cost: Any, rag_per_query: Any, tuned_per_query: Any) -> 
     return t / (r - f)
 
 
-def pairs(arms: Iterable[str]) -> list[tuple[str, str, str]]:
-    """(fine-tuned arm, RAG arm, kind) the break-even compares, RAG being base-retrieved: each fine-tuned
-    model closed-book ("closed_book": it saves the retrieved context on every query) and with retrieval
-    ("same_prompt": the same retrieved prompt as RAG, so only shorter answers can pay the training back)."""
+def pairs(arms: Iterable[str], design: Design | None = None) -> list[tuple[str, str, str]]:
+    """(fine-tuned arm, RAG arm, kind) the break-even compares, RAG being the tuned candidate's own base with
+    retrieval (base-retrieved for today's three): each tuned candidate closed-book ("closed_book": it saves the
+    retrieved context on every query) and with retrieval ("same_prompt": the same retrieved prompt as RAG, so only
+    shorter answers can pay the training back)."""
     names = list(arms)
-    if RAG not in names:
-        return []
+    design = design or Design.from_json(None, names)
     out = []
-    for model in models_of(names):
+    for model in ordered((Arm.parse(n).model for n in names), design.names):
+        rag = design.rag(model) if design.is_tuned(model) else None
+        if rag not in names:
+            continue
         for context, kind in ((Context.none, "closed_book"), (Context.retrieved, "same_prompt")):
             arm = Arm(model, context)
-            if arm.is_tuned and arm.name in names:
-                out.append((arm.name, RAG, kind))
+            if arm.name in names:
+                out.append((arm.name, rag, kind))
     return out
 
 
-def _best(arms: Mapping[str, Mapping], names: Iterable[str], metric: str) -> list[dict]:
-    return [{"arm": a, "score": _num(arms[a].get(metric)), "ci": arms[a].get(f"{metric}_ci"),
-             "clusters": arms[a].get(f"{metric}_clusters")} for a in names if a in arms]
+def _best(arms: Mapping[str, Mapping], names: Iterable[str], metric: str, design: Design | None = None) -> list[dict]:
+    """The arms ``names`` with their score and interval; a declared candidate's arm with its label in words (today's
+    three are labelled from their names when shown)."""
+    out = []
+    for a in names:
+        if a not in arms:
+            continue
+        entry = {"arm": a, "score": _num(arms[a].get(metric)), "ci": arms[a].get(f"{metric}_ci"),
+                 "clusters": arms[a].get(f"{metric}_clusters")}
+        model = Arm.parse(a).model
+        if design is not None and design.get(model) != DEFAULT_CANDIDATES.get(model):
+            entry["label"] = design.label(a)
+        out.append(entry)
+    return out
 
 
 def decision(arms: Mapping[str, Mapping], differences: Mapping | None, verdict: Mapping,
              output: Mapping[str, float | None], prices: Mapping, metric: str, confidence: float,
-             unit: str | None = None) -> dict:
+             unit: str | None = None, design: Design | None = None) -> dict:
     """metrics.json's ``decision`` block, from deterministic inputs only: the verdict's best deployable arm(s)
     (``best``) with their interval, the oracle arms as ``ceilings``, each arm's token counts and cost per 1,000
     queries priced by tokens, and for each fine-tuned arm against RAG its quality difference (paired interval)
@@ -118,9 +132,9 @@ def decision(arms: Mapping[str, Mapping], differences: Mapping | None, verdict: 
     prices = {k: prices.get(k) for k in PRICE_KEYS}
     block: dict[str, Any] = {"metric": metric, "confidence": confidence, "prices": prices, "unit": unit,
                              "rag": RAG if RAG in arms else None}
-    block["best"] = _best(arms, verdict.get("best_arms") or [], metric)
+    block["best"] = _best(arms, verdict.get("best_arms") or [], metric, design)
     ceilings = sorted((verdict.get("ceilings") or {}), key=lambda a: (-(_num(arms[a].get(metric)) or 0), a))
-    block["ceilings"] = _best(arms, ceilings, metric)
+    block["ceilings"] = _best(arms, ceilings, metric, design)
     block["arms"] = {}
     for arm, m in arms.items():
         tokens = output.get(arm)
@@ -129,7 +143,7 @@ def decision(arms: Mapping[str, Mapping], differences: Mapping | None, verdict: 
         block["arms"][arm] = {"score": _num(m.get(metric)), "prompt_tokens": _num(m.get("mean_prompt_tokens")),
                               "output_tokens": _num(tokens), "token_cost_per_1k": None if cost is None else PER * cost}
     block["comparisons"] = []
-    for tuned, rag, kind in pairs(arms):
+    for tuned, rag, kind in pairs(arms, design):
         d = paired(differences, tuned, rag)
         quality = ({"diff": _num(d["diff"]), "ci_low": _num(d["ci_low"]), "ci_high": _num(d["ci_high"]),
                     "clusters": d.get("clusters")}
@@ -208,7 +222,7 @@ def _best_text(best: list[dict], level: str, methods: Mapping[str, str] | None =
         score = "n/a" if b["score"] is None else f"{100 * b['score']:.1f}%"
         interval = (f" ({level} CI {100 * ci[0]:.1f} to {100 * ci[1]:.1f}{_over(b.get('clusters'), unit)})"
                     if ci else "")
-        return f"{b['arm']} ({label(b['arm'], methods)}), {score}{interval}"
+        return f"{b['arm']} ({b.get('label') or label(b['arm'], methods)}), {score}{interval}"
     return "; ".join(one(b) for b in best)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from ragft.arms import RAG, Arm, Context, Model, models_of
+from ragft.arms import Arm, Context, Design, ordered
 from ragft.evaluation.ragas_metrics import ANSWER_METRICS, CONTEXT_METRICS
 from ragft.evaluation.scoring import ArmScores
 from ragft.evaluation.stats import Interval, Resampling
@@ -33,10 +33,12 @@ def arm_intervals(scores: dict[str, ArmScores], rs: Resampling = INDEPENDENT) ->
     return out
 
 
-def factorial_pairs(arms: list[str]) -> list[tuple[str, str]]:
+def factorial_pairs(arms: list[str], design: Design | None = None) -> list[tuple[str, str]]:
     """The differences worth testing in a models × contexts design: arms sharing a model (what a context
-    does) or a context (what a model does), plus "RAG vs fine-tuning" (base-retrieved vs each fine-tuned
-    model closed-book). Ordered so the first arm is the treatment (later in the factor lists)."""
+    does) or a context (what a model does, across bases too: the questions are the same), plus "RAG vs
+    fine-tuning" (each tuned candidate closed-book against its own base with retrieval). Ordered so the first arm
+    is the treatment (later in the factor lists)."""
+    design = design or Design.from_json(None, arms)
     parsed = [Arm.parse(a) for a in arms]
     pairs = []
     for i, a in enumerate(parsed):
@@ -44,8 +46,9 @@ def factorial_pairs(arms: list[str]) -> list[tuple[str, str]]:
             if a.model == b.model or a.context == b.context:
                 pairs.append((a.name, b.name))
     for a in parsed:
-        if a.is_tuned and a.context == Context.none and RAG in arms:
-            pairs.append((RAG, a.name))
+        rag = design.rag(a.model) if design.is_tuned(a.model) else None
+        if a.context == Context.none and rag in arms:
+            pairs.append((rag, a.name))
     return pairs
 
 
@@ -60,13 +63,13 @@ def _column(scores: dict[str, ArmScores], arm: str, metric: str = "exact_match")
 
 def compare_arms(
     scores: dict[str, ArmScores], rs: Resampling = INDEPENDENT, pairs: list[tuple[str, str]] | None = None,
-    metric: str = "exact_match",
+    metric: str = "exact_match", design: Design | None = None,
 ) -> dict[str, dict]:
     """Paired differences over the same questions: ``metric`` (the primary metric) and F1, each the clustered
     interval of the per-question differences (pairs stay together, so question-to-question variation cancels),
     and the clustered sign-flip test on ``metric`` (``p_value``). A difference is ``significant`` when its
     interval excludes 0. For a right-or-wrong metric, ``only_a`` / ``only_b`` count the discordant questions."""
-    pairs = factorial_pairs(list(scores)) if pairs is None else pairs
+    pairs = factorial_pairs(list(scores), design) if pairs is None else pairs
     qids = _qids(scores)
     out = {}
     for a, b in pairs:
@@ -94,13 +97,14 @@ def compare_arms(
     return out
 
 
-# effect name → (what it measures, contrast as {arm template: weight}); {m} is a model
+# effect name → (what it measures, contrast as {arm template: weight}); {m} is a candidate, {r} the untuned
+# candidate on its base (a tuned candidate is measured against its own base)
 EFFECTS = {
-    "finetuning_gain_closed_book": ("{m}-none − base-none", {"{m}-none": 1, "base-none": -1}),
-    "finetuning_gain_with_retrieval": ("{m}-retrieved − base-retrieved", {"{m}-retrieved": 1, "base-retrieved": -1}),
+    "finetuning_gain_closed_book": ("{m}-none − {r}-none", {"{m}-none": 1, "{r}-none": -1}),
+    "finetuning_gain_with_retrieval": ("{m}-retrieved − {r}-retrieved", {"{m}-retrieved": 1, "{r}-retrieved": -1}),
     "interaction": (
-        "({m}-retrieved − base-retrieved) − ({m}-none − base-none)",
-        {"{m}-retrieved": 1, "base-retrieved": -1, "{m}-none": -1, "base-none": 1},
+        "({m}-retrieved − {r}-retrieved) − ({m}-none − {r}-none)",
+        {"{m}-retrieved": 1, "{r}-retrieved": -1, "{m}-none": -1, "{r}-none": 1},
     ),
     "retrieval_gain": ("{m}-retrieved − {m}-none", {"{m}-retrieved": 1, "{m}-none": -1}),
     "retrieval_gap": ("{m}-oracle − {m}-retrieved", {"{m}-oracle": 1, "{m}-retrieved": -1}),
@@ -117,26 +121,30 @@ EFFECT_LABELS = {
     "retrieval_gap": "retrieval gap (oracle − retrieved)",
     "distractor_cost": "distractor cost (oracle − with distractors)",
 }
-TUNING_EFFECTS = {"finetuning_gain_closed_book", "finetuning_gain_with_retrieval", "interaction"}  # not for base
+TUNING_EFFECTS = {"finetuning_gain_closed_book", "finetuning_gain_with_retrieval", "interaction"}  # tuned only
 
 
-def effects(scores: dict[str, ArmScores], rs: Resampling = INDEPENDENT, metric: str = "exact_match") -> dict:
+def effects(scores: dict[str, ArmScores], rs: Resampling = INDEPENDENT, metric: str = "exact_match",
+            design: Design | None = None) -> dict:
     """model → effect → {estimate, ci_low, ci_high, significant, clusters, design_effect, ..., contrast}: the
     factorial design's effects as per-question contrasts of ``metric``, each with its clustered interval (the
     interaction is a difference-in-differences over the same questions). Effects whose arms were not run are
     left out."""
+    design = design or Design.from_json(None, scores)
     qids = _qids(scores)
     out: dict[str, dict] = {}
-    for m in models_of(scores):
+    for m in ordered((Arm.parse(n).model for n in scores), design.names):
+        ref = design.reference(m) if design.is_tuned(m) else None
         for name, (label, weights) in EFFECTS.items():
-            if m == Model.base and name in TUNING_EFFECTS:
+            if name in TUNING_EFFECTS and ref is None:
                 continue
-            arms = {t.format(m=m): w for t, w in weights.items()}
+            arms = {t.format(m=m, r=ref): w for t, w in weights.items()}
             if not all(a in scores for a in arms):
                 continue
             cols = {a: _column(scores, a, metric) for a in arms}
             contrast = [sum(w * cols[a][i] for a, w in arms.items()) for i in range(len(qids))]
-            out.setdefault(m, {})[name] = {**interval_fields(rs.mean(contrast, qids)), "contrast": label.format(m=m)}
+            out.setdefault(m, {})[name] = {**interval_fields(rs.mean(contrast, qids)),
+                                           "contrast": label.format(m=m, r=ref)}
     return out
 
 
@@ -161,14 +169,14 @@ def scored_clusters(scores: dict[str, ArmScores], rs: Resampling) -> int:
 
 
 def metrics_document(scores: dict[str, ArmScores], rs: Resampling = INDEPENDENT, extra: dict | None = None,
-                     metric: str = "exact_match") -> dict:
+                     metric: str = "exact_match", design: Design | None = None) -> dict:
     """metrics/metrics.json: arms (with intervals), differences and effects on ``metric`` (the primary metric),
     the resampling design every interval and test follows (``inference``) (+ ``extra``)."""
     return json_safe(
         {
             "arms": metrics_table(scores, arm_intervals(scores, rs)),
-            "differences": compare_arms(scores, rs, metric=metric),
-            "effects": effects(scores, rs, metric=metric),
+            "differences": compare_arms(scores, rs, metric=metric, design=design),
+            "effects": effects(scores, rs, metric=metric, design=design),
             "inference": rs.settings(scored_clusters(scores, rs), len(_qids(scores))),
             "primary_metric": metric,
             **(extra or {}),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ragft.arms import RAG, TRAINED, Arm, label, method_words
+from ragft.arms import DEFAULT_CANDIDATES, Arm, Design, method_words
 
 METRIC_WORDS = {"exact_match": "EM", "match": "match", "f1": "F1"}  # how the verdict says each metric
 RECIPE_WORDS = {"finetuned": "fine-tuning on the documents", "raft": "RAFT fine-tuning"}
@@ -61,18 +61,23 @@ class _Sentences:
         return behind.format(d=f"{-d:.1f}", ci=self.ci(b, a), unit=self.unit)
 
 
-FINETUNED_CLOSED = Arm("finetuned", "none").name  # the headline's other side: fine-tuning on the documents
-
-
-def comparisons(arms) -> list[tuple[str, str]]:
-    """The paired differences (a − b) the verdict speaks of, among ``arms``: RAG against fine-tuning on the
-    documents closed-book (the headline), then each fine-tuned model with retrieval against RAG (what it adds on
-    top of RAG). The planner plans exactly these."""
+def comparisons(arms, design: Design | None = None) -> list[tuple[str, str]]:
+    """The paired differences (a − b) the verdict speaks of, among ``arms``: for each candidate tuned on the
+    documents (a knowledge recipe, or an adapter trained elsewhere), its base's RAG arm against it closed-book
+    (the headline: RAG or fine-tuning?), then each tuned candidate with retrieval against its base's RAG arm (what
+    it adds on top of RAG). The planner plans exactly these."""
     names = set(arms)
-    if RAG not in names:
-        return []
-    out = [(RAG, FINETUNED_CLOSED)] if FINETUNED_CLOSED in names else []
-    return out + [(Arm(m, "retrieved").name, RAG) for m in TRAINED if Arm(m, "retrieved").name in names]
+    design = design or Design.from_json(None, names)
+    headline, on_top = [], []
+    for c in design.tuned():
+        rag = design.rag(c.name)
+        if rag not in names:
+            continue
+        if c.injects_knowledge and Arm(c.name, "none").name in names:
+            headline.append((rag, Arm(c.name, "none").name))
+        if Arm(c.name, "retrieved").name in names:
+            on_top.append((Arm(c.name, "retrieved").name, rag))
+    return headline + on_top
 
 
 def leaders(score: dict[str, float]) -> list[str]:
@@ -81,12 +86,31 @@ def leaders(score: dict[str, float]) -> list[str]:
     return sorted(arm for arm, v in score.items() if _points(v, best) == 0)
 
 
+def _rag_words(rag: str) -> str:
+    model = Arm.parse(rag).model
+    return f"RAG ({model} + retrieved)"
+
+
+def _tuned_words(model: str, design: Design, methods: dict[str, str] | None) -> str:
+    """A tuned candidate in the verdict's words: the recipe's (today's names keep theirs), else its label/name."""
+    c = design.get(model)
+    if c.label:
+        return f"{c.label} ({model})"
+    if c.recipe and DEFAULT_CANDIDATES.get(model) == c:
+        return RECIPE_WORDS[c.recipe]
+    if c.recipe:
+        return f"{RECIPE_WORDS[c.recipe]} ({model})"
+    return f"the adapter {model}"
+
+
 def verdict(arms: dict[str, dict], differences: dict | None = None, confidence: float = 0.95,
-            metric: str = "exact_match", methods: dict[str, str] | None = None, design: dict | None = None) -> dict:
+            metric: str = "exact_match", methods: dict[str, str] | None = None, design: dict | None = None,
+            candidates: Design | None = None) -> dict:
     """``{"text", "metric", "confidence", "best_arms", "best_score", "ceilings"}`` from metrics.json's arms and
     differences; the best arms are deployable ones, ``ceilings`` the oracle arms' scores. ``methods``: fine-tuned
     model → its finetune.method (lora | full), for the words; ``design``: metrics.json's ``inference`` block (what
-    the intervals are over, said once at the end)."""
+    the intervals are over, said once at the end); ``candidates``: the experiment's candidates (today's three when
+    not given)."""
     score = {arm: m.get(metric) for arm, m in arms.items() if m.get(metric) is not None}
     say = _Sentences(differences, confidence, metric)
     deployable = {a: v for a, v in score.items() if Arm.parse(a).deployable}
@@ -95,23 +119,28 @@ def verdict(arms: dict[str, dict], differences: dict | None = None, confidence: 
     if not score:
         return {**out, "text": f"No arm has a {say.unit} score."}
     parts = []
-    for a, b in comparisons(score):
-        if a == RAG:
-            tuning = method_words((methods or {}).get("finetuned", "lora"))["tuning"]
-            rag, ft = "RAG (base + retrieved)", f"{tuning} (finetuned, closed-book)"
-            parts.append("On this corpus, " + say.phrase(
+    cands = candidates or Design.from_json(None, score)
+    for a, b in comparisons(score, cands):
+        if Arm.parse(a).context == "retrieved" and not cands.is_tuned(Arm.parse(a).model):  # the headline
+            tuned = Arm.parse(b).model
+            tuning = method_words((methods or {}).get(tuned, "lora"))["tuning"]
+            c = cands.get(tuned)
+            if c.kind == "adapter" or c.label:
+                tuning = c.label or "the adapter"
+            rag, ft = _rag_words(a), f"{tuning} ({tuned}, closed-book)"
+            parts.append(("On this corpus, " if not parts else "") + say.phrase(
                 score, a, b, tie=f"{rag} and {ft}: no significant difference ({{d}} {{unit}} points{{ci}})",
                 ahead=f"{rag} beats {ft} by {{d}} {{unit}} points{{ci}}",
                 behind=f"{ft} beats {rag} by {{d}} {{unit}} points{{ci}}"))
         else:
-            name = RECIPE_WORDS.get(Arm.parse(a).model, Arm.parse(a).model)
+            name = _tuned_words(Arm.parse(a).model, cands, methods)
             parts.append(say.phrase(score, a, b, tie=f"{name} on top of RAG: no significant difference ({{d}} points{{ci}})",
                                     ahead=f"{name} added {{d}} points on top of RAG{{ci}}",
                                     behind=f"{name} on top of RAG lost {{d}} points{{ci}}"))
     if deployable:
         top = leaders(deployable)
         best = deployable[top[0]]
-        names = [f"{arm} ({label(arm, methods)})" for arm in top]
+        names = [f"{arm} ({cands.label(arm, (methods or {}).get(Arm.parse(arm).model, 'lora'))})" for arm in top]
         if len(top) == 1:
             best_sentence = f"Best arm: {names[0]}, {say.unit} {100 * best:.1f}%."
         elif len(top) == len(deployable):

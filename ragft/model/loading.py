@@ -73,12 +73,14 @@ def finetune_method(model_dir: str | Path) -> str:
 
 
 def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, *, device: str = "auto",
-                   dtype: str = "auto", merge: bool = False):
+                   dtype: str = "auto", merge: bool = False, check_adapter=None):
     """Return ``(model, tokenizer, manifest)`` ready for batched generation (left padding, eval mode), in
     ``dtype`` (`model.dtype`) on ``device``. ``adapter_dir``: a fine-tuned model's folder, a LoRA adapter or,
     after full fine-tuning (finetune.method=full), the whole model's weights, loaded instead of the base's.
     ``merge``: fold the LoRA adapter into the weights (generation then costs what the base model's does; a
-    trainable adapter must stay unmerged). The manifest is always the base model's."""
+    trainable adapter must stay unmerged). ``check_adapter(folder, model)``: refuses an adapter that does not fit the
+    loaded base (ragft.model.adapters.check_shapes, for adapters trained elsewhere). The manifest is always the base
+    model's."""
     from transformers import AutoModelForCausalLM
 
     base_dir = Path(base_dir)
@@ -101,6 +103,8 @@ def load_generator(base_dir: str | Path, adapter_dir: str | Path | None = None, 
                 f"{adapter_dir}: no LoRA adapter here (adapter_config.json missing). Run `dvc repro finetune`."
             )
         require_safetensors(adapter_dir, "dvc repro finetune")
+        if check_adapter is not None:
+            check_adapter(adapter_dir, model)
         model = PeftModel.from_pretrained(model, adapter_dir)
         if merge:
             model = model.merge_and_unload()

@@ -62,7 +62,7 @@ def knowledge_blocks(cfg, arms, qa, absent, scores, rs, qids) -> dict:
 def evaluate(cfg, run) -> None:
     import csv
 
-    from ragft.arms import Context, product
+    from ragft.arms import Context, Design, product
     from ragft.config import ConfigError, plain
     from ragft.data.rows import read_scored_questions, split_rows
     from ragft.evaluation import costs, factorial, judge, knowledge, planner, robustness, scoring
@@ -88,8 +88,9 @@ def evaluate(cfg, run) -> None:
                     ev.bootstrap_resamples, ev.confidence, ev.seed)
     chunks = read_jsonl(paths.CHUNKS_FILE)
     retrieval, index = read_json(paths.RETRIEVAL_METRICS), read_json(paths.INDEX_METRICS)
-    trained = {m: read_json(paths.model_dir(m) / paths.TRAIN_METRICS) for m in cfg.arms.trained}
-    tuned_with = {m: finetune_method(paths.model_dir(m)) for m in cfg.arms.trained}
+    design = Design.from_config(cfg)
+    trained = {m: read_json(paths.model_dir(m) / paths.TRAIN_METRICS) for m in cfg.dag.trained}
+    tuned_with = {m: finetune_method(paths.model_dir(m)) for m in cfg.dag.trained}
     arm_info = {a.name: read_json(paths.predictions_dir(a.model, a.context) / paths.ARM_INFO) for a in arms}
     timings = {a.name: read_json(paths.predictions_dir(a.model, a.context) / paths.TIMINGS) for a in arms}
 
@@ -99,7 +100,8 @@ def evaluate(cfg, run) -> None:
                                           other_split=qids["dev"] | qids["absent"])
     contamination = contamination_report(qa, chunks, trained, seed=ev.seed)
     metric = str(ev.primary_metric)
-    doc = factorial.metrics_document(scores, rs, {"contamination": contamination}, metric=metric)
+    doc = factorial.metrics_document(scores, rs, {"contamination": contamination, "candidates": design.to_json()},
+                                     metric=metric, design=design)
     doc["split"] = {"eval": len(qa), "dev": len(dev)} | ({"absent": len(absent)} if absent else {})
     if dev:   # the same arms on dev: answer metrics with CIs (no ragas, no judge: the search reads these)
         dev_scores, _ = scoring.evaluate_arms(arms, dev, chunks, paths.PREDICTIONS, use_ragas=False,
@@ -117,16 +119,16 @@ def evaluate(cfg, run) -> None:
             [q["qid"] for q in qa])
         doc["judge"] = json_safe({k: judged[k] for k in ("settings", "failures", "agreement")})
     doc["verdict"] = json_safe(verdict(doc["arms"], doc["differences"], ev.confidence, metric, tuned_with,
-                                       doc["inference"]))
+                                       doc["inference"], design))
     # the decision summary: token-priced costs in metrics.json (deterministic); what measured times add
     # (training costs, time-priced costs, break-even volumes) only in the reports
     output = {a: costs.output_tokens(preds[a][q["qid"]] for q in qa) for a in preds}
     doc["decision"] = json_safe(costs.decision(doc["arms"], doc["differences"], doc["verdict"], output,
                                                {k: ev.costs[k] for k in costs.PRICE_KEYS}, metric, ev.confidence,
-                                               str(ev.cluster)), 9)
+                                               str(ev.cluster), design), 9)
     doc["plan"] = json_safe(planner.plan(
         {a: [r[metric] for r in s.per_question] for a, s in scores.items()}, [q["qid"] for q in qa],
-        comparisons(scores), rs.cluster_of, rs.unit, half_width=ev.plan.half_width, min_effect=ev.plan.min_effect,
+        comparisons(scores, design), rs.cluster_of, rs.unit, half_width=ev.plan.half_width, min_effect=ev.plan.min_effect,
         power=ev.plan.power, confidence=ev.confidence))
     decision = costs.measured(doc["decision"], {m: t.get("train_seconds") for m, t in trained.items()},
                               {a: costs.seconds_per_query(t) for a, t in timings.items()})

@@ -1,8 +1,9 @@
-"""finetune@<model>: one fine-tuned model of the experiment → models/<model>/ (a LoRA adapter).
+"""finetune@<name>: one recipe candidate of the experiment → models/<name>/ (a LoRA adapter on its base).
 
-    python stages/finetune.py +arm.model=<finetuned|raft>
+    python stages/finetune.py +arm.model=<name>
 
-`finetuned` injects the documents (finetune.mode); `raft` trains reading among distractors (finetune.raft).
+Its recipe (`candidates.<name>.recipe`): `finetuned` injects the documents (finetune.mode); `raft` trains reading
+among distractors (finetune.raft); `candidates.<name>.finetune` overrides the `finetune` group for it alone.
 Both train on training data only. Also writes metrics/finetune/<model>.json (time, loss, sizes,
 the contamination check), plots/finetune_loss/<model>.csv (step,loss) and, with finetune.validation,
 plots/finetune_validation/<model>.csv (step,eval_loss: early stopping keeps the best checkpoint); with finetune.export_merged,
@@ -14,7 +15,6 @@ from __future__ import annotations
 import logging
 
 from ragft import paths
-from ragft.arms import TRAINED
 from ragft.pipeline.runner import is_main_process, stage_main
 
 log = logging.getLogger(__name__)
@@ -23,17 +23,21 @@ log = logging.getLogger(__name__)
 def finetune(cfg, run) -> None:
     import tempfile
 
+    from ragft.config import for_candidate
     from ragft.finetune.lora import finetune as train
     from ragft.finetune.lora import write_loss_curve, write_validation_curve
     from ragft.io import atomic_dir, write_json
 
     model = str(cfg.arm.model)
+    entry = cfg.dag.trained[model]
+    recipe, base = str(entry.recipe), paths.base_dir(str(entry.base))
+    cfg = for_candidate(cfg, model)
     if not is_main_process():  # another rank of `accelerate launch`: train in step with the main one, write nothing
         with tempfile.TemporaryDirectory(prefix="ragft-rank-") as scratch:
-            train(cfg, paths.BASE_MODEL, paths.PREPARED, scratch, recipe=model, chunks_file=paths.CHUNKS_FILE)
+            train(cfg, base, paths.PREPARED, scratch, recipe=recipe, chunks_file=paths.CHUNKS_FILE)
         return
     with atomic_dir(paths.model_dir(model)) as out:
-        result = train(cfg, paths.BASE_MODEL, paths.PREPARED, out, recipe=model, chunks_file=paths.CHUNKS_FILE)
+        result = train(cfg, base, paths.PREPARED, out, recipe=recipe, chunks_file=paths.CHUNKS_FILE)
         write_json(out / "manifest.json", result.manifest)
         # the model carries its own training record (what evaluate reads), mirrored below for `dvc metrics/plots`
         write_json(out / paths.TRAIN_METRICS, result.metrics)
@@ -42,7 +46,7 @@ def finetune(cfg, run) -> None:
         if cfg.finetune.export_merged:  # for servers without adapter support (`ragft serve` merges on demand otherwise)
             from ragft.finetune.lora import export_merged
 
-            export_merged(paths.BASE_MODEL, out, out / paths.MERGED_DIR)
+            export_merged(base, out, out / paths.MERGED_DIR)
         run.write_record(out)
 
     write_json(paths.finetune_metrics(model), result.metrics)
@@ -59,4 +63,4 @@ def finetune(cfg, run) -> None:
     log.info("fine-tuned %s: %s; %d loss points", model, result.metrics, n_points)
 
 
-main = stage_main("finetune", finetune, arm={"model": TRAINED}, torch=True)
+main = stage_main("finetune", finetune, arm={"model": lambda cfg: cfg.dag.trained}, torch=True)

@@ -1,6 +1,10 @@
-"""infer@<model>: answer the eval questions with one model in every context arm (arms.contexts).
+"""infer@<name>: answer the eval questions with one candidate model in every context arm (arms.contexts).
 
-    python stages/infer.py +arm.model=<base|finetuned|raft>
+    python stages/infer.py +arm.model=<name>
+
+The candidate (`candidates.<name>`) is its base model (models/<base>) untuned, with its fine-tuned folder
+(models/<name>, a recipe trained here), with an adapter trained elsewhere (checked against the base: its named
+base, its target modules and tensor shapes, before any generation), or a model an OpenAI-compatible endpoint serves.
 
 The model is loaded once and answers each context in turn (loading and starting a process cost more
 than most arms' generation), then continues the storage probe's document prefixes (eval.storage_probe:
@@ -19,7 +23,7 @@ from __future__ import annotations
 import logging
 
 from ragft import paths
-from ragft.arms import MODELS, Arm
+from ragft.arms import Arm
 from ragft.pipeline.runner import stage_main
 
 log = logging.getLogger(__name__)
@@ -37,12 +41,12 @@ def model_identity(manifest: dict, adapter, cfg, model) -> dict:
 class InProcess:
     """inference.engine=hf: the model loaded here once, answering every context in batches."""
 
-    def __init__(self, cfg, model_name: str, adapter):
+    def __init__(self, cfg, model_name: str, base_dir, adapter, check=None):
         from ragft.model.loading import load_generator
 
         self.cfg = cfg
         self.model, self.tokenizer, self.manifest = load_generator(
-            paths.BASE_MODEL, adapter, dtype=cfg.model.dtype, merge=cfg.inference.merge_adapter)
+            base_dir, adapter, dtype=cfg.model.dtype, merge=cfg.inference.merge_adapter, check_adapter=check)
         self.identity = model_identity(self.manifest, adapter, cfg, self.model)
         self.generator = {"engine": "hf"}
 
@@ -66,7 +70,7 @@ class Served:
     """inference.engine=openai: an OpenAI-compatible server answers; only the tokenizer is loaded here (the
     prompts are fitted to the model exactly as in process). The server is checked before any work."""
 
-    def __init__(self, cfg, model_name: str, adapter):
+    def __init__(self, cfg, model_name: str, base_dir, adapter, check=None):
         from types import SimpleNamespace
 
         from transformers import AutoConfig
@@ -78,11 +82,12 @@ class Served:
 
         self.cfg = cfg
         ocfg = cfg.inference.openai
-        self.served = client.served_model(ocfg, model_name)
+        declared = (cfg.candidates[model_name] or {}).get("served")
+        self.served = str(declared) if declared else client.served_model(ocfg, model_name)
         server_entry = client.probe(ocfg, self.served)
-        self.tokenizer = load_tokenizer(paths.BASE_MODEL)
-        self.manifest = read_json(paths.BASE_MODEL / "manifest.json")
-        self.model = SimpleNamespace(config=AutoConfig.from_pretrained(paths.BASE_MODEL))
+        self.tokenizer = load_tokenizer(base_dir)
+        self.manifest = read_json(base_dir / "manifest.json")
+        self.model = SimpleNamespace(config=AutoConfig.from_pretrained(base_dir))
         # the cache key: the served name and the weights the arm stands for (trained here); not the server's
         # listing, which changes once the server has loaded the model (it goes to arm.json)
         self.identity = {"engine": "openai", "served_model": self.served,
@@ -106,13 +111,17 @@ class Served:
 def infer(cfg, run) -> None:
     from omegaconf import OmegaConf
 
-    from ragft.config import ConfigError
+    from ragft.arms import Design
+    from ragft.config import ConfigError, for_candidate
     from ragft.io import DataError, atomic_dir, read_json, read_jsonl, write_json, write_jsonl
     from ragft.model.answer_cache import AnswerCache, default_dir
     from ragft.model.generation import read_contexts
     from ragft.retrieval import robustness
 
     model_name = str(cfg.arm.model)
+    candidate = Design.from_config(cfg).get(model_name)
+    cfg = for_candidate(cfg, model_name)
+    base_dir = paths.base_dir(candidate.base)
     arms = [Arm(model_name, str(c)) for c in cfg.arms.contexts]
     contexts = {a.context: read_contexts(paths.context_file(a.context)) for a in arms}  # every input, checked first
     sweep = {}                               # the robustness conditions this model answers too
@@ -127,13 +136,22 @@ def infer(cfg, run) -> None:
         raise ConfigError("params.yaml: field 'eval.storage_probe' is true, but the storage probe continues document "
                           "text in process and inference.engine=openai answers through a server. Fix: set "
                           "eval.storage_probe=false, or inference.engine=hf.")
-    adapter = paths.model_dir(model_name) if arms[0].is_tuned else None
-    engine = (Served if str(cfg.inference.engine) == "openai" else InProcess)(cfg, model_name, adapter)
+    adapter = candidate.weights if candidate.is_tuned else None
+    check = None
+    if candidate.kind == "adapter":  # trained elsewhere: it must fit the base before anything is generated
+        from functools import partial
+
+        from ragft.model.adapters import check_shapes
+
+        check = partial(check_shapes, field_name=f"candidates.{model_name}.adapter")
+    served = candidate.kind == "served" or str(cfg.inference.engine) == "openai"
+    engine = (Served if served else InProcess)(cfg, model_name, base_dir, adapter, check)
     manifest = engine.manifest
     cache = AnswerCache(default_dir()) if cfg.inference.cache else None
     log.info("infer@%s: %s%s, %d contexts, engine %s", model_name, manifest.get("name", "?"),
-             f" fine-tuned as models/{model_name}" if adapter else "", len(arms), cfg.inference.engine)
-    run.set_tags({"ragft.model": model_name, "ragft.engine": str(cfg.inference.engine)})
+             f" with {adapter}" if adapter else "", len(arms), engine.generator["engine"])
+    run.set_tags({"ragft.model": model_name, "ragft.candidate": candidate.kind, "ragft.base": candidate.base,
+                  "ragft.engine": engine.generator["engine"]})
     decoding, prompt = OmegaConf.to_container(cfg.inference), OmegaConf.to_container(cfg.prompt)
     with atomic_dir(paths.model_predictions(model_name)) as out:
         for arm in arms:
@@ -143,6 +161,7 @@ def infer(cfg, run) -> None:
             write_jsonl(arm_dir / paths.PREDICTIONS_FILE, predictions)
             write_json(arm_dir / paths.ARM_INFO, {
                 "arm": arm.name, "model": arm.model, "context": arm.context, "base_model": manifest,
+                "candidate": candidate.plain(),
                 "generator": engine.generator, "max_positions": engine.max_positions(), "decoding": decoding,
                 "prompt": prompt, "questions": len(predictions),
             })
@@ -166,4 +185,4 @@ def infer(cfg, run) -> None:
         run.write_record(out)
 
 
-main = stage_main("infer", infer, arm={"model": MODELS}, torch=True)
+main = stage_main("infer", infer, arm={"model": lambda cfg: cfg.dag.infer}, torch=True)

@@ -120,10 +120,11 @@ def load_config(root: Path, overrides: list[str]) -> Any:
     return validate(raw, source=str(paths.PARAMS))
 
 
-def check_arm(name: str, cfg: Any, arm: Mapping[str, Iterable[str]]) -> str:
+def check_arm(name: str, cfg: Any, arm: Mapping[str, Iterable[str] | Callable[[Any], Iterable[str]]]) -> str:
     """The stage's full name (``infer@base``, ``finetune@raft``) once its arm fields are given and
-    among the choices this stage takes (the schema has checked they are models/contexts at all)."""
+    among the choices this stage takes (a list, or a function of the config: params.yaml's `dag`)."""
     given = cfg.arm
+    arm = {f: (choices(cfg) if callable(choices) else choices) for f, choices in arm.items()}
     usage = " ".join(f"+arm.{f}=<{'|'.join(map(str, choices))}>" for f, choices in arm.items())
     for f, choices in arm.items():
         value = None if given is None else getattr(given, f)
@@ -161,11 +162,13 @@ def stage_inputs(root: Path, name: str, cfg: Any) -> list[str]:
     return sorted({str(d) for d in resolved if str(d) != str(paths.PARAMS)})
 
 
-def stage_main(name: str, body: Callable[[Any, Any], None], *, arm: Mapping[str, Iterable[str]] | None = None,
+def stage_main(name: str, body: Callable[[Any, Any], None], *,
+               arm: Mapping[str, Iterable[str] | Callable[[Any], Iterable[str]]] | None = None,
                torch: bool = False) -> Callable[[list[str] | None], None]:
     """``main(argv)`` of the stage ``name``: runs ``body(cfg, run)`` as described in the module docstring.
 
-    ``arm``: for a foreach stage, the arm fields its command line must give and the values it takes.
+    ``arm``: for a foreach stage, the arm fields its command line must give and the values it takes (or a
+    function of the config giving them).
     ``torch``: the stage computes with torch (seed it too).
     A bad setting or bad input exits with status 2 and one line naming the file, the field and the fix.
     """

@@ -108,7 +108,12 @@ class Report:
     groups: dict[str, dict] = field(default_factory=dict)
     inference: dict = field(default_factory=dict)           # metrics.json's inference: what every interval resamples
     plan: dict = field(default_factory=dict)                # metrics.json's plan (ragft.evaluation.planner)
+    candidates: dict = field(default_factory=dict)          # metrics.json's candidates: each model's base and role
     title: str = TITLE
+
+    @property
+    def design(self) -> arms_vocabulary.Design:
+        return arms_vocabulary.Design.from_json(self.candidates, self.arms)
 
     @property
     def unit(self) -> str:
@@ -162,11 +167,12 @@ class Report:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {a: arms_vocabulary.label(a, self.methods) for a in self.arms}
+        design = self.design
+        return {a: design.label(a, self.methods.get(arms_vocabulary.Arm.parse(a).model, "lora")) for a in self.arms}
 
     @property
     def models(self) -> list[str]:
-        return arms_vocabulary.models_of(self.arms)
+        return arms_vocabulary.ordered((arms_vocabulary.Arm.parse(a).model for a in self.arms), self.design.names)
 
     @property
     def contexts(self) -> list[str]:
@@ -231,13 +237,13 @@ class Report:
         return [m for m in names if any(f"judge_{m}" in r for r in self.judge["arms"].values())]
 
 
-def effect_rows(effects: dict[str, dict[str, dict]]) -> list[dict]:
+def effect_rows(effects: dict[str, dict[str, dict]], models: list[str] | None = None) -> list[dict]:
     """metrics.json's effects as rows with an estimate: by model (experiment order), then EFFECTS' order."""
     names = list(EFFECTS)
     rows = [{"model": model, "name": name, "label": EFFECT_LABELS.get(name, name), **e}
             for model, by_name in effects.items() for name, e in by_name.items()
             if isinstance(e, dict) and not is_nan(e.get("estimate"))]
-    models = arms_vocabulary.ordered([r["model"] for r in rows], arms_vocabulary.MODELS)
+    models = arms_vocabulary.ordered([r["model"] for r in rows], models or arms_vocabulary.MODELS)
     return sorted(rows, key=lambda r: (models.index(r["model"]), names.index(r["name"]) if r["name"] in names
                                        else len(names), r["name"]))
 
@@ -332,7 +338,7 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
     block with its measured costs (ragft.evaluation.costs.measured); ``generated``: the generate_qa stage's
     manifest (a note says the questions were generated, by what, and how many survived each filter).
     """
-    arm_names = arms_vocabulary.order(doc["arms"])
+    arm_names = arms_vocabulary.Design.from_json(doc.get("candidates"), doc["arms"]).order(doc["arms"])
     metric = doc["primary_metric"]
     base_manifest = base_manifest or {}
     notes = [TESTBED_NOTE.format(name=base_manifest.get("name", "scratch"))] if base_manifest.get("testbed") else []
@@ -348,7 +354,7 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         confidence=doc.get("inference", {}).get("confidence", 0.95),
         generator=generator_text(base_manifest),
         notes=notes,
-        effects=effect_rows(doc.get("effects", {})),
+        effects=effect_rows(doc.get("effects", {}), list(doc.get("candidates") or arms_vocabulary.MODELS)),
         differences=list(doc.get("differences", {}).values()),
         contamination=list(flatten(doc.get("contamination", {})).items()),
         retrieval_at_k=at_k,
@@ -373,4 +379,5 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         groups={g: {a: arms[a] for a in arm_names if a in arms} for g, arms in (doc.get("groups") or {}).items()},
         inference=doc.get("inference") or {},
         plan=doc.get("plan") or {},
+        candidates=doc.get("candidates") or {},
     )

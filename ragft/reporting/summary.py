@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ragft import paths
-from ragft.arms import Arm, order
+from ragft.arms import Arm, Design
 
 
 def measured_decision(root: Path, block: dict) -> dict:
@@ -68,7 +68,7 @@ def summary_text(root: str | Path = ".") -> str:
     lines = [f"Generator: {generator_text(manifest)}. Primary metric: {metric}.{retriever}",
              verdict.get("text", f"(no verdict in {paths.EVAL_METRICS}: rerun `dvc repro evaluate`)"), "",
              f"{'arm':<{width}}  match (%)  EM (%)  F1 (%)  words  {cost_head}{ci}"]
-    for arm in order(arms):
+    for arm in Design.from_json(doc.get("candidates"), arms).order(arms):
         m = arms[arm]
         cost_cell = f"{cost.get(arm, 'n/a'):>14}  " if decision else ""
         lines.append(f"{arm:<{width}}  {pct(m.get('match')):>9}  {pct(m.get('exact_match')):>6}  {pct(m.get('f1')):>6}  "
@@ -82,7 +82,8 @@ def summary_text(root: str | Path = ".") -> str:
                   + ("" if design.get("reliable", True) else
                      f" Fewer than {design['min_clusters']} clusters: the intervals are unreliable; add eval documents.")]
     if decision:
-        tuned = {Arm.parse(a).model for a in decision.get("arms", {})} - {"base"}
+        cands = Design.from_json(doc.get("candidates"), arms)
+        tuned = {Arm.parse(a).model for a in decision.get("arms", {})} & {c.name for c in cands.tuned()}
         d = summary_lines(decision, {m: finetune_method(root / paths.model_dir(m)) for m in tuned})
         lines += ["", "Decision summary:", f"  {d['best']}", "  Break-even:", *[f"  - {x}" for x in d["break_even"]],
                   "  Assumptions:", *[f"  - {x}" for x in d["assumptions"]]]

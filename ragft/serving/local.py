@@ -28,14 +28,16 @@ MERGED_CACHE = Path(".cache/ragft/merged")
 START_TIMEOUT = 120.0  # seconds for the server to answer /health (imports + uvicorn start; models load lazily)
 
 
-def merged_folder(model: str, root: Path = Path(".")) -> Path:
-    """A folder with ``model``'s weights merged, for a server: the exported one, else one merged now (cached
-    by the adapter's hash, so a retrained adapter gets a fresh merge)."""
+def merged_folder(model: str, root: Path = Path("."), base: Path | None = None, adapter: Path | None = None) -> Path:
+    """A folder with ``model``'s weights merged into its ``base`` (models/base when not given), for a server: the
+    exported one, else one merged now (cached by the adapter's hash, so a retrained adapter gets a fresh merge).
+    ``adapter``: the candidate's tuned weights (models/<model> when not given; an adapter trained elsewhere)."""
     from ragft.finetune.lora import export_merged
     from ragft.model.loading import is_full_model
     from ragft.model.manifest import weights_hash
 
-    adapter = root / paths.model_dir(model)
+    adapter = root / (adapter or paths.model_dir(model))
+    base = root / (base or paths.BASE_MODEL)
     if is_full_model(adapter):   # finetune.method=full: the folder is the whole model, tokenizer included
         return adapter
     if not (adapter / "adapter_config.json").exists():
@@ -46,16 +48,31 @@ def merged_folder(model: str, root: Path = Path(".")) -> Path:
     out = root / MERGED_CACHE / f"{model}-{weights_hash(adapter).split(':')[-1][:12]}"
     if not (out / "config.json").exists():
         log.info("merging %s's adapter into a copy of the base model for serving: %s", model, out)
-        export_merged(root / paths.BASE_MODEL, adapter, out)
+        export_merged(base, adapter, out)
     return out
 
 
-def served_folders(models: list[str], root: Path = Path(".")) -> dict[str, Path]:
-    """Arm model → the absolute folder the server loads it from (its name in requests)."""
-    base = root / paths.BASE_MODEL
-    if not (base / "config.json").exists():
-        raise DataError(f"{base}: no base model. Run `dvc repro base_model` (or `make demo`) first.")
-    return {m: (base if m == "base" else merged_folder(m, root)).resolve() for m in models}
+def served_folders(models: list[str] | None, root: Path = Path(".")) -> dict[str, Path]:
+    """Candidate → the absolute folder the server loads it from (its name in requests): its base, untuned, or its
+    tuned weights merged into its base. ``models``: candidates of params.yaml's dag (None: every one not served)."""
+    from ragft.config import load_params
+
+    infer = load_params(root / paths.PARAMS).get("dag", {}).get("infer", {})
+    candidates = load_params(root / paths.PARAMS).get("candidates", {})
+    models = models or [m for m in infer if not (candidates.get(m) or {}).get("served")]
+    unknown = [m for m in models if m not in infer]
+    if unknown:
+        raise DataError(f"--models {unknown}: not candidates of this experiment (params.yaml's dag.infer: "
+                        f"{sorted(infer)}). Fix: name some of those.")
+    out = {}
+    for m in models:
+        base = root / paths.base_dir(infer[m]["base"])
+        if not (base / "config.json").exists():
+            raise DataError(f"{base}: no base model. Run `dvc repro base_model@{infer[m]['base']}` (or `make demo`) "
+                            "first.")
+        weights = Path(infer[m]["weights"])
+        out[m] = (base if root / weights == base else merged_folder(m, root, base.relative_to(root), weights)).resolve()
+    return out
 
 
 def exp_run_line(url: str, folders: dict[str, Path]) -> str:

@@ -196,7 +196,7 @@ def test_chunking_change_reaches_raft_but_not_the_document_finetune(repo):
     assert changed == {"chunk"}
     users = downstream(repo, "chunk")
     assert "finetune@raft" in users and "finetune@finetuned" not in users
-    assert not users & {"prepare", "base_model"}
+    assert not users & {"prepare", "base_model@base"}
 
 
 def test_index_change_reruns_index_not_chunk_or_embed(repo):
@@ -333,8 +333,8 @@ def downstream(repo: PipelineRepo, stage: str) -> set[str]:
 
 
 def test_model_change_touches_base_model_only_upstream_of_its_users(repo):
-    assert changed_stages(repo, "experiment/tiny_reads.yaml", "steps: 800", "steps: 700") == {"base_model"}
-    users = downstream(repo, "base_model")
+    assert changed_stages(repo, "experiment/tiny_reads.yaml", "steps: 800", "steps: 700") == {"base_model@base"}
+    users = downstream(repo, "base_model@base")
     assert FINETUNES | {"evaluate"} | INFERS <= users
     assert not users & UPSTREAM_OF_MODEL
 
@@ -354,14 +354,14 @@ def changed_by_editing(repo: PipelineRepo, path: str) -> set[str]:
         repo.reset()
 
 
-PREPARED_READERS = {"chunk", "embed", "retrieve", "contexts", "base_model", "evaluate"} | FINETUNES
+PREPARED_READERS = {"chunk", "embed", "retrieve", "contexts", "base_model@base", "evaluate"} | FINETUNES
 
 
 @pytest.mark.parametrize(("path", "stages"), [
     ("ragft/pipeline/contexts.py", {"contexts"}),                        # a stage's body: that stage
     ("stages/contexts.py", {"contexts"}),
     ("ragft/retrieval/search.py", {"retrieve"}),
-    ("ragft/model/prompts.py", {"base_model"} | FINETUNES | INFERS),    # the generator package
+    ("ragft/model/prompts.py", {"base_model@base"} | FINETUNES | INFERS),    # the generator package
     ("ragft/finetune/raft.py", FINETUNES),
     ("ragft/reporting/templates/report.html.j2", {"evaluate"}),
     ("ragft/arms.py", {"evaluate"}),

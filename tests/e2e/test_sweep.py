@@ -183,7 +183,7 @@ def test_a_real_search_tunes_on_dev_reuses_unchanged_stages_and_reports_on_eval(
     assert record["default"]["stages"]["ran"] == ["check_params"] and "prepare" in record["default"]["stages"]["reused"]
     for t in record["trials"]:
         assert t["stages"]["ran"] == ["check_params", "evaluate"], t["stages"]
-        assert {"prepare", "base_model", "contexts"} <= set(t["stages"]["reused"]), t["stages"]
+        assert {"prepare", "base_model@base", "contexts"} <= set(t["stages"]["reused"]), t["stages"]
     found = {s.name: s for s in expshow.experiments(json.loads(repo.dvc("exp", "show", "--json").stdout))}
     doc = found["s1-default"].metrics
     assert doc["split"]["dev"] > 0 and doc["split"]["eval"] == doc["arms"]["base-none"]["n"]

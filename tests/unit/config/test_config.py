@@ -131,22 +131,75 @@ def test_arms_expand_into_the_factorial_matrix(tmp_path, default_cfg):
     assert infer == {f"infer@{m}" for m in default_cfg.arms.models}  # one stage per model, every context
     assert len(infer) == 3
     assert {n for n in names if n.startswith("finetune@")} == {"finetune@finetuned", "finetune@raft"}
-    # any subset by config: base only, two contexts → no finetune stage at all
-    params["arms"] = {"models": ["base"], "contexts": ["none", "oracle"], "trained": {}}
+    assert {n for n in names if n.startswith("base_model@")} == {"base_model@base"}
+    # any subset by config: base only → no finetune stage at all (the dag follows arms.models)
+    subset = compose_conf(overrides=["arms.models=[base]", "arms.contexts=[none,oracle]"])
+    validate(subset)
+    names = _dvc_stage_names(tmp_path / "subset", subset)
+    assert {n for n in names if n.startswith(("infer@", "finetune@", "base_model@"))} == {"infer@base",
+                                                                                         "base_model@base"}
+
+
+def test_candidates_on_a_second_base_get_their_own_stages(tmp_path):
+    params = compose_conf(overrides=["+model@bases.big=scratch_wide", "+candidates.big={base: big}",
+                                     "+candidates.big_raft={base: big, recipe: raft}",
+                                     "arms.models=[base,raft,big,big_raft]"])
     validate(params)
-    names = _dvc_stage_names(tmp_path / "subset", params)
-    assert {n for n in names if n.startswith(("infer@", "finetune@"))} == {"infer@base"}
+    assert params["dag"] == {
+        "bases": {"base": {"dir": "models/base", "model": "model"}, "big": {"dir": "models/big", "model": "bases.big"}},
+        "trained": {"raft": {"base": "base", "model": "model", "recipe": "raft", "input": "data/chunks/chunks.jsonl"},
+                    "big_raft": {"base": "big", "model": "bases.big", "recipe": "raft",
+                                 "input": "data/chunks/chunks.jsonl"}},
+        "infer": {"base": {"base": "base", "model": "model", "weights": "models/base"},
+                  "raft": {"base": "base", "model": "model", "weights": "models/raft"},
+                  "big": {"base": "big", "model": "bases.big", "weights": "models/big"},
+                  "big_raft": {"base": "big", "model": "bases.big", "weights": "models/big_raft"}}}
+    names = _dvc_stage_names(tmp_path / "two", params)
+    assert {n for n in names if "@" in n} == {"base_model@base", "base_model@big", "finetune@raft",
+                                              "finetune@big_raft", "infer@base", "infer@raft", "infer@big",
+                                              "infer@big_raft"}
+    from dvc.repo import Repo
+
+    with Repo(str(tmp_path / "two")) as repo:
+        stage = next(s for s in repo.index.stages if s.name == "infer@big_raft")
+        deps = {str(d.def_path) for d in stage.deps}
+        assert {"models/big", "models/big_raft"} <= deps and "models/base" not in deps
+        finetune = next(s for s in repo.index.stages if s.name == "finetune@big_raft")
+        assert "models/big" in {str(d.def_path) for d in finetune.deps}
+        params_deps = {k for d in finetune.deps if hasattr(d, "params") for k in (d.params or [])}
+        assert {"candidates.big_raft", "bases.big.dtype", "finetune"} <= params_deps
 
 
-def test_trained_models_must_match_the_models_factor(default_cfg):
+@pytest.mark.parametrize("overrides, words", [
+    (["arms.models=[base,mine]"], ["arms.models", "'mine' is not declared", "+candidates.mine"]),
+    (["+candidates.my-model={recipe: raft}"], ["candidates.my-model", "without '-'"]),
+    (["+candidates.oracle={recipe: raft}"], ["candidates.oracle", "clashes with a context"]),
+    (["+candidates.both={recipe: raft, adapter: somewhere}"], ["candidates.both", "keep one of recipe, adapter"]),
+    (["+candidates.far={base: nowhere}"], ["candidates.far.base", "'nowhere'", "declare it in `bases`"]),
+    (["+candidates.api={served: gpt}"], ["candidates.api.served", "inference.openai.base_url"]),
+    (["+candidates.odd={recipe: distill}"], ["candidates.odd.recipe", "finetuned", "raft"]),
+    (["+candidates.typo={recipe: raft, finetune: {lrr: 1}}"], ["candidates.typo.finetune", "lrr"]),
+])
+def test_bad_candidates_are_refused_with_the_field_and_the_fix(overrides, words):
+    with pytest.raises(ConfigError) as err:
+        validate(compose_conf(overrides=overrides))
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_the_derived_dag_must_follow_the_candidates(default_cfg):
     from omegaconf import OmegaConf
 
     params = OmegaConf.to_container(default_cfg, resolve=True)
-    params["arms"]["models"] = ["base", "raft"]
-    with pytest.raises(ConfigError, match=r"arms.trained.*\{'raft': 'data/chunks/chunks.jsonl'\}"):
+    params["arms"]["models"] = ["base", "raft"]   # edited without recomposing: dag still lists finetuned
+    with pytest.raises(ConfigError, match=r"field 'dag'.*make params"):
         validate(params)
-    params["arms"]["trained"] = {"raft": "data/chunks/chunks.jsonl"}
-    validate(params)
+
+
+def test_contexts_must_be_known(default_cfg):
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.to_container(default_cfg, resolve=True)
     params["arms"]["contexts"] = ["none", "gold"]
     with pytest.raises(ConfigError, match="arms.contexts"):
         validate(params)

@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ragft import paths
-from ragft.arms import Arm
+from ragft.arms import Arm, dag
 from ragft.data.rows import read_questions
 from ragft.evaluation import answers, factorial, ragas_metrics, scoring
 from ragft.evaluation.stats import Resampling
@@ -223,7 +223,7 @@ def test_evaluate_stage_writes_outputs_and_mlflow_summary(tmp_path, monkeypatch,
     write_fixture(tmp_path)
     cfg = OmegaConf.merge(default_cfg, {"eval": {"examples": 2}})
     cfg.arms.models, cfg.arms.contexts = ["base", "finetuned"], ["none", "retrieved"]
-    cfg.arms.trained = {"finetuned": "data/prepared"}
+    cfg.dag = dag(cfg.arms.models, OmegaConf.to_container(cfg.candidates), {})
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     with tracking.stage_run("evaluate", plain) as run:
         doc = run_evaluate(tmp_path, cfg, run)
@@ -266,7 +266,7 @@ def test_evaluate_stage_with_the_judge_logs_scores_and_settings_not_the_key(tmp_
     write_fixture(tmp_path)
     cfg = OmegaConf.merge(default_cfg, {"eval": {"judge": judge_cfg(f"http://127.0.0.1:{judge_server.server_port}/v1")}})
     cfg.arms.models, cfg.arms.contexts = ["base", "finetuned"], ["none", "retrieved"]
-    cfg.arms.trained = {"finetuned": "data/prepared"}
+    cfg.dag = dag(cfg.arms.models, OmegaConf.to_container(cfg.candidates), {})
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     with tracking.stage_run("evaluate", plain) as run:
         doc = run_evaluate(tmp_path, cfg, run)
@@ -339,7 +339,7 @@ def test_the_evaluate_stage_speaks_of_its_primary_metric(tmp_path, default_cfg, 
     write_fixture(tmp_path)
     cfg = OmegaConf.merge(default_cfg, {"eval": {"ragas": False, "primary_metric": "f1"}})
     cfg.arms.models, cfg.arms.contexts = ["base", "finetuned"], ["none", "retrieved"]
-    cfg.arms.trained = {"finetuned": "data/prepared"}
+    cfg.dag = dag(cfg.arms.models, OmegaConf.to_container(cfg.candidates), {})
     doc = run_evaluate(tmp_path, cfg)
     assert doc["primary_metric"] == "f1" and doc["verdict"]["metric"] == "f1"
     assert " F1 points" in doc["verdict"]["text"] and "EM points" not in doc["verdict"]["text"]
@@ -356,7 +356,7 @@ def test_clustering_by_document_refuses_questions_without_one_before_scoring(tmp
     write_jsonl(tmp_path / paths.QA_EVAL, [QA[0], {**QA[1], "doc_ids": []}, QA[2]])
     cfg = OmegaConf.merge(default_cfg, {"eval": {"ragas": False}})
     cfg.arms.models, cfg.arms.contexts = ["base", "finetuned"], ["none", "retrieved"]
-    cfg.arms.trained = {"finetuned": "data/prepared"}
+    cfg.dag = dag(cfg.arms.models, OmegaConf.to_container(cfg.candidates), {})
     scored = []
     monkeypatch.setattr(scoring, "score_arm", lambda *a, **k: scored.append(a) or pytest.fail("scored"))
     with pytest.raises(DataError, match=r"data/prepared/qa_eval\.jsonl: question 'q2' names no source document "

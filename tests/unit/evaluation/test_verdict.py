@@ -106,3 +106,33 @@ def test_the_best_arm_is_deployable_and_an_oracle_arm_is_a_ceiling():
             "Intervals are over the 12 eval documents (60 questions).") in out["text"]
     only_oracles = verdict({"base-oracle": {"exact_match": 0.5}})
     assert only_oracles["best_arms"] == [] and "No deployable arm" in only_oracles["text"]
+
+
+def test_candidates_on_two_bases_are_each_measured_against_their_own_base():
+    from ragft.arms import Candidate, Design
+    from ragft.evaluation.factorial import factorial_pairs
+    from ragft.evaluation.verdict import comparisons
+
+    design = Design((Candidate("base"), Candidate("raft", recipe="raft"), Candidate("qwen", base="qwen"),
+                     Candidate("qwen_raft", base="qwen", recipe="raft"), Candidate("mine", adapter="adapters/mine")))
+    names = [f"{m}-{c}" for m in design.names for c in ("none", "retrieved")]
+    # "RAG or fine-tuning?" is asked of the adapter (a team's own fine-tune), not of RAFT (a reading recipe); "on
+    # top of RAG" of every tuned candidate, each against its own base's RAG arm
+    assert comparisons(names, design) == [("base-retrieved", "mine-none"), ("raft-retrieved", "base-retrieved"),
+                                          ("qwen_raft-retrieved", "qwen-retrieved"),
+                                          ("mine-retrieved", "base-retrieved")]
+    pairs = factorial_pairs(names, design)
+    assert ("qwen-retrieved", "qwen_raft-none") in pairs and ("base-retrieved", "qwen_raft-none") not in pairs
+    assert ("qwen-none", "base-none") in pairs   # across bases on the same questions: what the model does
+    score = {"base-none": 0.0, "base-retrieved": 0.7, "raft-none": 0.0, "raft-retrieved": 0.8, "qwen-none": 0.05,
+             "qwen-retrieved": 0.9, "qwen_raft-none": 0.05, "qwen_raft-retrieved": 0.85, "mine-none": 0.1,
+             "mine-retrieved": 0.6}
+    out = verdict({a: {"exact_match": v} for a, v in score.items()}, candidates=design)
+    assert out["text"].startswith(
+        "On this corpus, RAG (base + retrieved) beats the adapter (mine, closed-book) by 60.0 EM points; "
+        "RAFT fine-tuning added 10.0 points on top of RAG; RAFT fine-tuning (qwen_raft) on top of RAG lost 5.0 points; "
+        "the adapter mine on top of RAG lost 10.0 points.")
+    assert out["best_arms"] == ["qwen-retrieved"]
+    assert design.label("qwen-retrieved") == "qwen (qwen, untuned), retrieved chunks"
+    assert design.label("base-retrieved") == "RAG: base + retrieved"   # today's cells keep their words
+    assert design.reference("qwen_raft") == "qwen" and design.reference("mine") == "base"

@@ -14,7 +14,7 @@ from ragft.experiments.sweep import Runner
 
 
 def _plan(**changes):
-    data = {"fixed": ["experiment=tiny", "~arms.trained.raft", "arms.models=[base,finetuned]",
+    data = {"fixed": ["experiment=tiny", "arms.models=[base,finetuned]",
                       "arms.contexts=[none,retrieved]"],
             "arm": "finetuned-none", "metric": "exact_match", "jobs": 2,
             "settings": [{"name": "reference", "knob": "reference"},

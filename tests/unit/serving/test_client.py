@@ -158,3 +158,26 @@ def test_unset_served_names_are_config_errors_naming_the_field():
         client.served_model(ocfg("http://127.0.0.1:1/v1"), "raft")
     with pytest.raises(ConfigError, match="inference.openai.base_url"):
         client.served_model(ocfg(None), "base")
+
+
+def test_a_served_candidate_with_a_dead_endpoint_fails_before_any_work(monkeypatch, tmp_path):
+    """A candidate declared `served:` is answered through the same client: the infer stage's engine probes the
+    endpoint first (one GET with the probe's timeout), before loading anything or reading a context."""
+    import httpx
+
+    from ragft.config import compose_conf, validate
+    from ragft.pipeline.infer import Served
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    cfg = validate(compose_conf(overrides=["+candidates.api={served: hosted-model}",
+                                           f"inference.openai.base_url={url}"]))
+    assert cfg.dag.infer.api == {"base": "base", "model": "model", "weights": "models/base"}
+    calls = []
+    real_get = httpx.get
+    monkeypatch.setattr(httpx, "get", lambda u, **kw: calls.append((u, kw["timeout"])) or real_get(u, **kw))
+    with pytest.raises(ConfigError, match=rf"{url}/models is unreachable"):
+        Served(cfg, "api", tmp_path / "models/base", None)   # no base folder needed: it fails before loading
+    assert calls == [(f"{url}/models", client.PROBE_TIMEOUT)]
