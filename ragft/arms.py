@@ -11,14 +11,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
-class Model(StrEnum):
-    """The generators an arm can use; the order is the experiment's (tables, figures)."""
-
-    base = "base"            # the base model, untuned
-    finetuned = "finetuned"  # LoRA on the documents (finetune.mode)
-    raft = "raft"            # RAFT: LoRA on training questions read among distractor chunks
-
-
 class Context(StrEnum):
     """What an arm puts in the prompt; the order is the experiment's."""
 
@@ -28,7 +20,9 @@ class Context(StrEnum):
     oracle_distractors = "oracle_distractors"  # gold + the best-ranked non-gold chunks, shuffled
 
 
-MODELS: tuple[str, ...] = tuple(m.value for m in Model)
+# Today's three candidates, the default declaration (conf/config.yaml), in its order: base (untuned), finetuned (LoRA
+# on the documents), raft (LoRA on training questions read among distractor chunks). Other candidates are declared.
+MODELS: tuple[str, ...] = ("base", "finetuned", "raft")
 CONTEXTS: tuple[str, ...] = tuple(c.value for c in Context)
 # Contexts handed the gold document: the retrieval ceiling, which no user can deploy (they have no gold document
 # for a new question). The decision (best arm, break-even) is among the other arms; these are shown as ceilings.
@@ -38,7 +32,6 @@ ORACLE_CONTEXTS: tuple[str, ...] = (Context.oracle.value, Context.oracle_distrac
 # the design's trained candidates makes one finetune@<name> stage each, depending on that input only).
 RECIPE_INPUTS = {"finetuned": "data/prepared", "raft": "data/chunks/chunks.jsonl"}
 RECIPES: tuple[str, ...] = tuple(RECIPE_INPUTS)
-TRAINED = RECIPES  # the default design's trained candidates are named after their recipes
 DEFAULT_BASE = "base"  # the base model the `model` group declares (models/base); others are named in `bases`
 # Recipes that put the documents' knowledge into the weights: "RAG vs fine-tuning" is asked of them (and of
 # adapters trained elsewhere); raft teaches reading among distractors, so it is only asked "on top of RAG".
@@ -87,10 +80,6 @@ class Arm:
             self.name, f"{MODEL_LABELS.get(self.model, self.model)}, {CONTEXT_LABELS.get(self.context, self.context)}"
         )
         return template.format(**method_words(method))
-
-    @property
-    def is_tuned(self) -> bool:
-        return self.model != Model.base
 
     @property
     def deployable(self) -> bool:
@@ -192,10 +181,6 @@ class Design:
     params.yaml by evaluate and stored in metrics.json (``candidates``), from where the reports read it back."""
 
     candidates: tuple[Candidate, ...]
-
-    @classmethod
-    def default(cls) -> Design:
-        return cls(tuple(DEFAULT_CANDIDATES.values()))
 
     @classmethod
     def from_config(cls, cfg) -> Design:
