@@ -238,9 +238,6 @@ class Design:
     def tuned(self) -> list[Candidate]:
         return [c for c in self.candidates if c.is_tuned]
 
-    def bases(self) -> list[str]:
-        return list(dict.fromkeys(c.base for c in self.candidates))
-
     def order(self, names: Iterable[str]) -> list[str]:
         """Arm names by candidate (the declared order, unknown ones after), then by context."""
         names = list(dict.fromkeys(names))
