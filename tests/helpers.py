@@ -268,6 +268,18 @@ def write_question(prompt: str, seed: int) -> str:
     return f"Question: Which word completes '{blanked}'?\nAnswer: {answer}"
 
 
+def answer_own_question(prompt: str) -> str:
+    """The stand-in writer's round trip (dataset.generate.roundtrip_template): the word its blank stands for,
+    found in the passage; "unknown" when the question is not one of its own."""
+    question = prompt.rsplit("Question:", 1)[-1].strip()
+    m = re.match(r"Which word completes '(.*)'\?$", question)
+    if not m:
+        return "unknown"
+    before, _, after = m.group(1).partition("___")
+    found = re.search(re.escape(before) + r"(\S+?)[,;.]?" + (re.escape(after) or r"(?=\s|$)"), prompt)
+    return found.group(1) if found else "unknown"
+
+
 class FakeJudge(BaseHTTPRequestHandler):
     requests: ClassVar[list[dict]] = []  # what the server was sent, reset by the fixture
 
@@ -309,7 +321,10 @@ class FakeJudge(BaseHTTPRequestHandler):
                 },
             )
         if req.get("model") == QUESTION_WRITER:
-            return self._chat(req, write_question(req["messages"][-1]["content"], int(req.get("seed") or 0)))
+            prompt = req["messages"][-1]["content"]
+            if "Question: Which word completes" in prompt:   # the round trip of one of its own questions
+                return self._chat(req, answer_own_question(prompt))
+            return self._chat(req, write_question(prompt, int(req.get("seed") or 0)))
         system, prompt = req["messages"][0]["content"], req["messages"][-1]["content"]
         title = next((t for t in CANNED if f'"title": "{t}"' in system), None)
         content = "I think it is fine!" if GARBAGE in prompt or title is None else json.dumps(CANNED[title])
@@ -482,17 +497,19 @@ def _pdf_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def pdf_bytes(pages: list[str], title: str | None = None) -> bytes:
-    """A minimal valid PDF, one Helvetica text line per page (pypdf cannot draw text, so it is written by
-    hand), with the xref offsets computed from the bytes written."""
+def pdf_bytes(pages: list[str | list[tuple[float, str]]], title: str | None = None) -> bytes:
+    """A minimal valid PDF (pypdf cannot draw text, so it is written by hand), with the xref offsets computed
+    from the bytes written. A page is one Helvetica text line at the top, or its lines as (height, text),
+    drawn in the order given (a header may come after the body in the content stream, as browsers write it)."""
     kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    for i, text in enumerate(pages):
-        stream = f"BT /F1 12 Tf 72 720 Td ({_pdf_escape(text)}) Tj ET".encode("latin-1")
+    for i, page in enumerate(pages):
+        lines = [(720.0, page)] if isinstance(page, str) else page
+        stream = " ".join(f"BT /F1 12 Tf 72 {y:g} Td ({_pdf_escape(text)}) Tj ET" for y, text in lines).encode("latin-1")
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode()

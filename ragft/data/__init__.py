@@ -9,7 +9,8 @@ Formats written into the prepare directory (JSON lines, keys sorted, rows sorted
 - qa_dev.jsonl       the same, about dev documents (dataset.dev_fraction; empty when 0)
 - qa_absent.jsonl    the same, about no document (synthbio's absent people, answer "unknown"; empty when none),
                      with "cluster": the person asked about (what their intervals resample)
-- manifest.json      source, name, counts, eval doc ids, sha256 of each file (no timestamps)
+- manifest.json      source, name, counts, eval doc ids, sha256 of each file (no timestamps); for PDFs with
+                     page furniture (running titles, print dates, page numbers), the lines removed per document
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def prepare(ds: Any, out_dir: str | Path) -> dict:
     """
     out_dir = Path(out_dir)
     corpus = load_corpus(ds)
-    origin = ds.qa_file if ds.source == "local" else f"dataset {ds.name!r}"
+    origin = f"dataset {ds.name!r}"
+    if ds.source == "local":   # the QA file the questions came from: the user's, or the generated one
+        origin = str(paths.GENERATED_QA) if getattr(ds, "qa", "file") == "generate" else ds.qa_file
     train, evaluation, eval_docs = split_by_document(corpus.qa, ds.eval_fraction, ds.seed, origin)
     qa_docs = {d for row in corpus.qa for d in row["doc_ids"]}
     train, dev, dev_docs = split_dev(train, float(ds.dev_fraction), len(qa_docs), ds.seed, origin)
@@ -90,6 +93,11 @@ def prepare(ds: Any, out_dir: str | Path) -> dict:
         "dev_doc_ids": dev_docs,
         "sha256": {name: file_sha256(out_dir / name) for name in sorted(names.values())},
     }
+    if corpus.furniture:   # PDFs' page furniture removed at ingestion (ragft/data/pdf.py), per document
+        manifest["pdf_furniture"] = {
+            doc_id: {"lines_removed": len(lines), "distinct": sorted(set(lines))[:10]}
+            for doc_id, lines in sorted(corpus.furniture.items())
+        }
     write_json(out_dir / paths.PREPARED_MANIFEST.name, manifest)
     log.info("prepared %s: %s", ds.name, manifest["counts"])
     return manifest

@@ -23,7 +23,7 @@ from typing import Any
 
 from ragft import paths
 from ragft.config import ConfigError
-from ragft.data import synthbio
+from ragft.data import pdf, synthbio
 from ragft.data.validate import check_documents, check_qa
 from ragft.io import DataError
 
@@ -45,6 +45,8 @@ class Corpus:
     # questions about no document of the corpus (synthbio: people absent from it); every arm answers them
     # and is scored on abstaining (qa_absent.jsonl)
     unanswerable: list[dict] = field(default_factory=list)
+    # per PDF (doc id): the page-furniture lines removed at ingestion (ragft/data/pdf.py), for the manifest
+    furniture: dict[str, list[str]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- synthbio
@@ -182,45 +184,6 @@ def _damaged(path: Path, what: str, parser: str, err: Exception, fix: str) -> Da
     return DataError(f"{path}: {what}; {parser} cannot read it ({type(err).__name__}: {reason}). Fix: {fix}")
 
 
-def _pdf_text(path: Path) -> tuple[str, str]:
-    """``(title, text)`` of a PDF's text layer, pages separated by blank lines. pypdf is imported here:
-    only corpora with PDFs pay for it."""
-    import pypdf
-    from pypdf.errors import DependencyError
-
-    fix = "re-download or re-export it, and check that it opens in a PDF viewer."
-    try:
-        reader = pypdf.PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise DataError(
-                f"{path}: encrypted (it needs a password to open). "
-                "Fix: save an unencrypted copy (e.g. `qpdf --decrypt in.pdf out.pdf`)."
-            )
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        title = str((reader.metadata.title if reader.metadata else None) or "").strip()
-    except DataError:
-        raise
-    except DependencyError as err:  # AES-encrypted files need `cryptography` even with no password
-        raise DataError(f"{path}: encrypted, and {err}. Fix: `pip install cryptography` or decrypt it.") from None
-    except Exception as err:  # noqa: BLE001 -- pypdf raises many types on damaged files; all mean "damaged"
-        raise _damaged(path, "a damaged or truncated PDF", "pypdf", err, fix) from None
-    if not pages:
-        raise DataError(f"{path}: a PDF without pages (damaged or truncated?). Fix: {fix}")
-    if not any(pages):
-        raise DataError(
-            f"{path}: {len(pages)} page(s) but no text layer (a scanned PDF?). "
-            "Fix: OCR it first, e.g. `ocrmypdf in.pdf out.pdf`."
-        )
-    if not all(pages):
-        log.warning(
-            "%s: %d of %d pages have no text layer (scanned?); their content is left out",
-            path,
-            pages.count(""),
-            len(pages),
-        )
-    return title, "\n\n".join(t for t in pages if t)
-
-
 def _docx_text(path: Path) -> tuple[str, str]:
     """``(title, text)`` of a Word document: paragraphs and table rows in document order, one per line.
     Title: the core properties' title, else the first Title/Heading paragraph."""
@@ -261,11 +224,12 @@ def _docx_text(path: Path) -> tuple[str, str]:
     return title, "\n".join(lines)
 
 
-def _document(path: Path, root: Path) -> dict:
+def _document(path: Path, root: Path, pdf_text: tuple[str, str] | None = None) -> dict:
+    """A document row; a PDF's ``(title, text)`` comes read and cleaned (ragft/data/pdf.py)."""
     suffix = path.suffix.lower()
     title = ""
-    if suffix == ".pdf":
-        title, text = _pdf_text(path)
+    if pdf_text is not None:
+        title, text = pdf_text
     elif suffix == ".docx":
         title, text = _docx_text(path)
     elif suffix in (".html", ".htm"):
@@ -344,8 +308,15 @@ def _normalise_doc_id(value: Any, doc_ids: set[str], by_path: dict[str, str]) ->
     return by_path.get(f"{stem}.{suffix.lower()}", name) if dot else name
 
 
-def _local_documents(path: str | None) -> tuple[list[dict], list[str], dict[str, str]]:
-    """(documents with text, sorted by doc id; doc ids of empty files; relative path → doc id) of a folder."""
+def _relative(path: Path, root: Path) -> str:
+    """A file's path relative to the corpus folder, its suffix lower-cased (what a QA row may name)."""
+    rel = path.relative_to(root).as_posix()
+    return rel[: len(rel) - len(path.suffix)] + path.suffix.lower()
+
+
+def _local_documents(path: str | None) -> tuple[list[dict], list[str], dict[str, str], dict[str, list[str]]]:
+    """(documents with text, sorted by doc id; doc ids of empty files; relative path → doc id; doc id → the
+    page-furniture lines removed from that PDF) of a folder."""
     if not path:
         raise ConfigError(
             f"params.yaml: field 'dataset.path' is empty. Fix: set it to a folder of {'/'.join(DOC_SUFFIXES)} files."
@@ -365,10 +336,11 @@ def _local_documents(path: str | None) -> tuple[list[dict], list[str], dict[str,
         raise DataError(f"{root}: no {'/'.join(DOC_SUFFIXES)} files found. Fix: put your documents in this folder.")
     documents, where, empty = [], [], []
     by_path: dict[str, str] = {}  # relative path (suffix lower-cased) -> doc id: QA rows may name either
+    pdfs = [pdf.read(p) for p in files if p.suffix.lower() == ".pdf"]
+    cleaned = {d.path: (d.title, text) for d, text in zip(pdfs, pdf.clean(pdfs), strict=True)}
     for path in files:
-        doc = _document(path, root)
-        rel = path.relative_to(root).as_posix()
-        by_path[rel[: len(rel) - len(path.suffix)] + path.suffix.lower()] = doc["doc_id"]
+        doc = _document(path, root, cleaned.get(path))
+        by_path[_relative(path, root)] = doc["doc_id"]
         if doc["text"]:
             documents.append(doc)
             where.append(str(path))
@@ -380,7 +352,8 @@ def _local_documents(path: str | None) -> tuple[list[dict], list[str], dict[str,
         raise DataError(f"{root}: all {len(files)} document files are empty ({shown}). Fix: give them text.")
     check_documents(documents, where, str(root))
     documents.sort(key=lambda d: d["doc_id"])
-    return documents, empty, by_path
+    furniture = {by_path[_relative(d.path, root)]: d.removed for d in pdfs if d.removed}
+    return documents, empty, by_path, furniture
 
 
 def load_documents(path: str | None) -> list[dict]:
@@ -391,12 +364,12 @@ def load_documents(path: str | None) -> list[dict]:
 def load_local(ds: Any) -> Corpus:
     """Documents from ``ds.path`` and questions from ``ds.qa_file``, or, with ``ds.qa=generate``, from the
     generate_qa stage's file (the same checks either way)."""
-    documents, empty, by_path = _local_documents(ds.path)
+    documents, empty, by_path, furniture = _local_documents(ds.path)
     if getattr(ds, "qa", "file") == "generate":
         qa_file = paths.GENERATED_QA
         if not qa_file.is_file():
             raise DataError(f"{qa_file}: no generated questions (dataset.qa=generate). Fix: `dvc repro generate_qa`.")
-        return _local_qa(documents, empty, by_path, qa_file)
+        return _local_qa(documents, empty, by_path, qa_file, furniture)
     if not ds.qa_file:
         raise ConfigError("params.yaml: field 'dataset.qa_file' is empty. Fix: set it to a .jsonl or .csv QA file.")
     qa_file = Path(ds.qa_file)
@@ -405,10 +378,11 @@ def load_local(ds: Any) -> Corpus:
             f"{qa_file}: QA file not found (dataset.qa_file). Fix: create it, point dataset.qa_file at it, or "
             "let ragft write the questions (-S dataset.qa=generate)."
         )
-    return _local_qa(documents, empty, by_path, qa_file)
+    return _local_qa(documents, empty, by_path, qa_file, furniture)
 
 
-def _local_qa(documents: list[dict], empty: list[str], by_path: dict[str, str], qa_file: Path) -> Corpus:
+def _local_qa(documents: list[dict], empty: list[str], by_path: dict[str, str], qa_file: Path,
+              furniture: dict[str, list[str]]) -> Corpus:
     text = _read_utf8(qa_file)
     doc_ids = {d["doc_id"] for d in documents}
     known = doc_ids | set(empty)
@@ -428,7 +402,7 @@ def _local_qa(documents: list[dict], empty: list[str], by_path: dict[str, str], 
         check_qa(qa, [w for w, _ in located] or [str(qa_file)], doc_ids, empty)
     except DataError as err:  # a new user's first QA file: show a row that would pass, naming a real document
         raise DataError(f"{err} {_example_row(qa_file, documents[0]['doc_id'])}") from None
-    return Corpus(documents, qa)
+    return Corpus(documents, qa, furniture=furniture)
 
 
 # --------------------------------------------------------------------------- hf
