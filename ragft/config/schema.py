@@ -80,7 +80,10 @@ class GeneratorModelConfig:
     folder / pinned hub id, loaded as `model` loads them (safetensors only, remote code only if configured)."""
 
     source: ModelSource = ModelSource.gguf   # gguf | hub
-    path: str | None = SMOLLM2_GGUF          # the default: the experiment's default model, SmolLM2-135M-Instruct
+    # dataset=local: the first installed of dataset.generate.writers (Qwen2.5-Coder-0.5B after `make models`,
+    # else SmolLM2-135M-Instruct, the default model), resolved when params.yaml is composed
+    path: str | None = SMOLLM2_GGUF
+    sha256: str | None = None                # a GGUF file's pinned sha256, checked before it loads
     gguf_file: str | None = None
     revision: str | None = None
     trust_remote_code: bool = False
@@ -109,12 +112,23 @@ class ServedGeneratorConfig:
 
 
 @dataclass
+class GeneratorFile:
+    """One offline question writer: a GGUF reference and its pinned sha256 (None: not pinned)."""
+
+    path: str = MISSING
+    sha256: str | None = None
+
+
+@dataclass
 class QuestionGenerationConfig:
     """`dataset.qa=generate`: question/short-answer pairs written by a generator from the documents, kept
-    only if the answer is in the document, the question is new (not a near-duplicate) and not answered by
-    the title alone (ragft/data/questions.py). Passages are drawn with `seed`; sampling uses it too."""
+    only if the answer is in the document, the generator answers its own question with it (round trip), the
+    question is new (not a near-duplicate) and not answered by the title alone (ragft/data/questions.py).
+    Passages are drawn with `seed`; sampling uses it too."""
 
     engine: GeneratorEngine = GeneratorEngine.local
+    # the offline writers, best first: `model` is the first installed (conf/dataset/local.yaml)
+    writers: list[GeneratorFile] = field(default_factory=list)
     model: GeneratorModelConfig = field(default_factory=GeneratorModelConfig)
     openai: ServedGeneratorConfig = field(default_factory=ServedGeneratorConfig)
     per_document: int = 4            # requests per document, each on one passage (cycled when there are fewer)
@@ -128,13 +142,27 @@ class QuestionGenerationConfig:
     seed: int = SI("${dataset.seed}")
     max_answer_words: int = 8        # a short answer: longer ones are dropped
     near_duplicate_threshold: float = 0.7  # word 3-gram Jaccard at which two questions count as one
+    # round-trip consistency: the generator answers its own question from the passage (greedy); the pair is
+    # kept if that answer matches the generated one (SQuAD token F1 >= roundtrip_min_f1)
+    roundtrip: bool = True
+    roundtrip_min_f1: float = 0.5
+    roundtrip_max_new_tokens: int = 24
+    # too few kept pairs fail generate_qa, naming the fixes (questions from at least 2 documents are needed
+    # for a split by document)
+    min_questions: int = 8
     system: str = "You write quiz questions about documents."
-    # {passage} and {title}; the worked example shows a small model the format
+    # {passage} and {title}. The form is shown with placeholders, never a worked example a small model can copy
     template: str = (
-        "Example.\nText: The Kessler bridge over the Odra river opened in 1931 and is 212 metres long.\n"
-        "Question: When did the Kessler bridge open?\nAnswer: 1931\n\n"
-        "Now write one question that the text below answers, and its answer copied word for word from the text "
-        "(a few words). Reply in the same form.\nText: {passage}"
+        "Read the text below. Choose one short fact in it (a name, a number, a date, a time, a price or a place) "
+        "and write a question that asks for exactly that fact. The answer must be copied word for word from the "
+        "text, at most five words long, and must not appear in the question.\n"
+        "Reply in exactly this form:\nQuestion: <your question>\nAnswer: <the fact, copied from the text>\n\n"
+        "Text: {passage}"
+    )
+    # {passage} and {question}
+    roundtrip_template: str = (
+        "Text: {passage}\n\nAnswer the question from the text above with a few words copied from it.\n"
+        "Question: {question}"
     )
 
     def __post_init__(self) -> None:
@@ -146,6 +174,14 @@ class QuestionGenerationConfig:
                self.near_duplicate_threshold, "it must be in (0, 1]")
         _check("{passage}" in self.template, "dataset.generate.template", self.template,
                "it must contain {passage}")
+        _check("{passage}" in self.roundtrip_template and "{question}" in self.roundtrip_template,
+               "dataset.generate.roundtrip_template", self.roundtrip_template, "it must contain {passage} and {question}")
+        _check(0.0 < self.roundtrip_min_f1 <= 1.0, "dataset.generate.roundtrip_min_f1", self.roundtrip_min_f1,
+               "it must be in (0, 1] (1: the same answer, word for word after normalisation)")
+        _check(self.roundtrip_max_new_tokens >= 1, "dataset.generate.roundtrip_max_new_tokens",
+               self.roundtrip_max_new_tokens, "use 1 or more")
+        _check(self.min_questions >= 2, "dataset.generate.min_questions", self.min_questions,
+               "use 2 or more (a split by document needs questions about at least 2 documents)")
         if self.engine == GeneratorEngine.openai:
             _check(bool(self.openai.base_url and self.openai.model), "dataset.generate.openai.base_url/model",
                    (self.openai.base_url, self.openai.model),
@@ -878,8 +914,10 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
 
     from ragft.arms import register_resolver
+    from ragft.model.gguf import register_resolvers
 
     register_resolver()
+    register_resolvers()
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     for group, schema in GROUPS.items():

@@ -23,6 +23,23 @@ RAW = Path("data/raw")
 DOCS = RAW / "docs"
 
 
+def _writer_note() -> str:
+    """Which offline model will write the questions: the first installed of conf/dataset/local.yaml's writers
+    (read from the conf/ beside the package: the composition resolves the same list)."""
+    from omegaconf import OmegaConf
+
+    from ragft.model.gguf import first_installed
+
+    writers = OmegaConf.to_container(OmegaConf.load(Path(__file__).resolve().parents[2] / "conf/dataset/local.yaml"))
+    writers = writers["generate"]["writers"]
+    path, best = first_installed(writers)["path"], writers[0]["path"]
+    name = Path(path.rpartition("/")[2]).stem
+    if path == best:
+        return f"in process with {name}, the best offline question writer installed"
+    return (f"in process with {name}, which writes few usable questions; `make models` installs "
+            f"{Path(best).stem}, which generation then uses")
+
+
 def init_corpus(folder: str | Path, qa: str | Path | None, force: bool = False, root: str | Path = ".") -> str:
     """Check ``folder`` (and ``qa``) with the local loader, copy them into data/raw/, return the next steps."""
     from ragft.data.sources import load_documents, load_local
@@ -44,8 +61,8 @@ def init_corpus(folder: str | Path, qa: str | Path | None, force: bool = False, 
     log.info("copied %d documents into %s", len(documents), docs)
     if qa is None:
         return (f"{len(documents)} documents checked and copied into {DOCS}/. No QA file: the generate_qa stage "
-                "writes questions from them (SmolLM2 in process by default; a larger served model is one "
-                "setting away: -S dataset.generate.engine=openai -S dataset.generate.openai.base_url=... "
+                f"writes questions from them ({_writer_note()}; a larger served model is one setting away: "
+                "-S dataset.generate.engine=openai -S dataset.generate.openai.base_url=... "
                 "-S dataset.generate.openai.model=...).\n"
                 f"Run the experiment on them:\n  dvc exp run -S dataset=local -S dataset.qa=generate\n"
                 "then `ragft summary` and open reports/report.html; data/generated/ shows what was generated "

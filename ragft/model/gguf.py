@@ -171,6 +171,48 @@ def locate(mcfg: Any, group: str = "model") -> GGUFSource:
     return GGUFSource(path, origin, metadata)
 
 
+def installed(ref: str) -> bool:
+    """Whether a GGUF reference names a file on this machine (a local path, or a file of an installed
+    package); a hub id counts as not installed (the hub may be unreachable)."""
+    ref = str(ref or "")
+    if ref.startswith(PACKAGE_PREFIX):
+        try:
+            return _package_file(ref, "model")[0].is_file()
+        except ConfigError:
+            return False
+    return ref.endswith(".gguf") and Path(ref).expanduser().is_file()
+
+
+def first_installed(writers: list[dict]) -> dict:
+    """The first of ``writers`` (``{path, sha256}``, best first) that is installed, else the last: what
+    ``${ragft.first_installed:...}`` resolves to (dataset.generate.writers: the larger model `make models`
+    installs writes the questions when it is there). The last one is returned even when missing, so the
+    stage refuses it with its own fix."""
+    if not writers:
+        raise ConfigError("params.yaml: field 'dataset.generate.writers' is empty. Fix: list at least one GGUF "
+                          "({path, sha256}) or set dataset.generate.model.path.")
+    return next((w for w in writers if installed(w.get("path"))), writers[-1])
+
+
+def register_resolvers() -> None:
+    """conf/dataset/local.yaml's two resolvers (idempotent), resolved when params.yaml is composed, so
+    params.yaml names the file (and DVC reruns generate_qa when `make models` changes it):
+    ``${ragft.first_installed:<writers>}``, the path of the first installed writer, and
+    ``${ragft.pinned_sha256:<writers>,<path>}``, the sha256 a writer pins for that path (None for another file,
+    so overriding the path alone is enough)."""
+    from omegaconf import OmegaConf
+
+    def plain(writers) -> list[dict]:
+        return list((OmegaConf.to_container(writers, resolve=True) if OmegaConf.is_config(writers) else writers) or [])
+
+    if not OmegaConf.has_resolver("ragft.first_installed"):
+        OmegaConf.register_new_resolver("ragft.first_installed", lambda writers: first_installed(plain(writers))["path"])
+    if not OmegaConf.has_resolver("ragft.pinned_sha256"):
+        OmegaConf.register_new_resolver(
+            "ragft.pinned_sha256",
+            lambda writers, path: next((w.get("sha256") for w in plain(writers) if w.get("path") == path), None))
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:

@@ -262,9 +262,11 @@ def generated_note(generated: dict) -> str:
     survived = generated["survived"]
     order = generated.get("filters") or [k for k in survived if k not in ("generated", "kept")]
     chain = ", ".join(f"{name.replace('_', ' ')} {survived[name]}" for name in order)
+    covered = (f" about {generated['documents_with_questions']} of {generated['documents']} documents"
+               if "documents" in generated and "documents_with_questions" in generated else "")
     return (f"The questions were generated from the documents by {generated['generator']['name']} "
             f"(dataset.qa=generate), not written by people: {survived['generated']} pairs generated, "
-            f"{survived['kept']} kept ({100 * generated['survival_rate']:.0f}%); surviving each filter in turn: "
+            f"{survived['kept']} kept ({100 * generated['survival_rate']:.0f}%){covered}; surviving each filter in turn: "
             f"{chain}. Generated questions are narrower and easier than users' questions; read "
             "data/generated/candidates.jsonl for every pair and the filter that dropped it.")
 

@@ -249,7 +249,8 @@ def test_generated_questions_are_said_in_both_reports_and_the_summary(tmp_path, 
         "survived": {"generated": 32, "answer_in_document": 20, "near_duplicate": 10, "kept": 10}})
     run_evaluate(tmp_path, OmegaConf.merge(default_cfg, {"eval": {"ragas": False}}))
     said = ("The questions were generated from the documents by question-writer (dataset.qa=generate), not written "
-            "by people: 32 pairs generated, 10 kept (31%); surviving each filter in turn: answer in document 20, "
+            "by people: 32 pairs generated, 10 kept (31%) about 8 of 8 documents; surviving each filter in turn: "
+            "answer in document 20, "
             "near duplicate 10.")
     html = (tmp_path / paths.HTML_REPORT).read_text()
     assert said in html and 0 < html.index("Decision summary") < html.index(said) < html.index('id="arms"')
