@@ -81,7 +81,8 @@ def too_few(kept: list[dict], manifest: dict, ds) -> str | None:
         "a served generator (any OpenAI-compatible server): -S dataset.generate.engine=openai "
         "-S dataset.generate.openai.base_url=http://127.0.0.1:8000/v1 -S dataset.generate.openai.model=<served name>",
         f"more requests per document: -S dataset.generate.per_document={2 * int(g.per_document)}",
-        f"your own QA file: `ragft init {ds.path} --qa <file.jsonl> --force`, then -S dataset.qa=file",
+        "your own QA file: `ragft init <your documents folder> --qa <file.jsonl> --force`, then "
+        "`dvc exp run -S dataset=local` (dataset.qa=file)",
     ]
     return (
         f"{paths.GENERATED_CANDIDATES}: too few generated questions for an experiment: {len(kept)} kept (need "
