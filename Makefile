@@ -43,7 +43,7 @@ UV_PIP = $(UV) pip install -q --python $(PY) --compile-bytecode --index-strategy
 # Stage commands in dvc.yaml say `python`: make it the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup models lock params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench serve robustness tune
+.PHONY: help setup models lock params demo test test-fast repro clean-runs mlflow-ui mlflow-server sweep seeds compare bench serve robustness tune injection crossover
 
 help:
 	@echo "make demo   - set up, run the default experiment (dvc repro), print where the results are"
@@ -54,6 +54,7 @@ help:
 	@echo "make sweep ARGS=\"-S 'retrieval.top_k=1,3'\" - run a sweep of experiments (2 workers), then make compare"
 	@echo "make tune ARGS=tune/testbed.yaml - a seeded TPE search on the dev split (DVC experiments); reports the best on eval"
 	@echo "make seeds  - one experiment per seed of eval.seeds; make compare gives mean +- std"
+	@echo "make crossover - RAG vs long context over corpora of growing size: where RAG becomes better or cheaper"
 	@echo "make robustness - the retrieval-robustness sweep: each model's score as retrieval degrades (report section)"
 	@echo "make serve  - the pipeline's models behind an OpenAI-compatible server on 127.0.0.1:PORT (default 8000)"
 
@@ -136,6 +137,11 @@ tune: setup
 
 injection: setup
 	$(VENV)/bin/ragft injection $(ARGS)
+
+# RAG against long context over synthbio corpora of growing size (ragft/experiments/crossover.py): where RAG becomes
+# better or cheaper. ARGS="--sizes 12,24,48 -n NAME"; the result is reports/crossover/<name>.{md,png}.
+crossover: setup
+	$(VENV)/bin/ragft crossover $(ARGS)
 
 # make compare (the latest sweep), ARGS="--sweep NAME", ARGS=--all, or ARGS="exp-a exp-b"
 compare: setup

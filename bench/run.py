@@ -41,6 +41,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "embed_incremental": ("bench.embed_incremental", [], ["--people", "200"]),
     "ann": ("bench.ann", [], ["--n", "100000", "--queries", "500"]),
     "generation": ("bench.generation", [], ["--questions", "128", "--rounds", "1"]),
+    "prefix_reuse": ("bench.prefix_reuse", [], ["--questions", "16", "--rounds", "1"]),   # long_context's corpus prefix
     "pipeline": ("bench.pipeline", [], ["--repeats", "3"]),
     "finetune": ("bench.finetune", [], ["--rounds", "1"]),
     "flops": ("bench.flops", [], ["--quick"]),                 # machine_peak + flop_efficiency

@@ -18,12 +18,16 @@ class Context(StrEnum):
     retrieved = "retrieved"                    # the top_k retrieved chunks
     oracle = "oracle"                          # the gold document's chunks: the retrieval ceiling
     oracle_distractors = "oracle_distractors"  # gold + the best-ranked non-gold chunks, shuffled
+    long_context = "long_context"              # every document, one seeded order for all questions (a shared prefix)
 
 
 # Today's three candidates, the default declaration (conf/config.yaml), in its order: base (untuned), finetuned (LoRA
 # on the documents), raft (LoRA on training questions read among distractor chunks). Other candidates are declared.
 MODELS: tuple[str, ...] = ("base", "finetuned", "raft")
 CONTEXTS: tuple[str, ...] = tuple(c.value for c in Context)
+# The default declaration's contexts (conf/config.yaml): long_context is selected explicitly (arms.contexts).
+DEFAULT_CONTEXTS: tuple[str, ...] = tuple(c for c in CONTEXTS if c != Context.long_context)
+DOCUMENT_CHUNK = "doc:"  # a long_context prompt's "chunks" are whole documents: chunk_id = "doc:<doc_id>"
 # Contexts handed the gold document: the retrieval ceiling, which no user can deploy (they have no gold document
 # for a new question). The decision (best arm, break-even) is among the other arms; these are shown as ceilings.
 ORACLE_CONTEXTS: tuple[str, ...] = (Context.oracle.value, Context.oracle_distractors.value)
@@ -46,6 +50,7 @@ CONTEXT_LABELS = {
     "retrieved": "retrieved chunks",
     "oracle": "gold document (oracle)",
     "oracle_distractors": "gold + distractors",
+    "long_context": "whole corpus in the prompt (long context)",
 }
 # The four cells of the plain RAG-vs-fine-tuning question get their own words.
 ARM_LABELS = {

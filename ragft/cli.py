@@ -4,6 +4,7 @@
     ragft sweep -S 'a=1,2' -j 2  queue DVC experiments, run them into one MLflow store, check the queue drained
     ragft seeds                  one experiment per seed of eval.seeds (mean ± std with `ragft compare`)
     ragft tune [SEARCH.yaml]     a seeded TPE search (DVC experiments) that tunes on dev and reports on eval
+    ragft crossover [--sizes 12,24,48]  RAG against long context as the corpus grows: where RAG overtakes it
     ragft injection [PLAN.yaml]  one experiment per knowledge-injection knob, against the published directions
     ragft compare [...]          compare experiments side by side (default: the latest sweep)
     ragft summary                the verdict and every arm of the workspace's experiment
@@ -45,6 +46,12 @@ def _sweep(args: argparse.Namespace) -> int:
     from ragft.experiments import sweep
 
     return sweep.run(args, kind=args.command)
+
+
+def _crossover(args: argparse.Namespace) -> int:
+    from ragft.experiments import crossover
+
+    return crossover.run(args)
 
 
 def _injection(args: argparse.Namespace) -> int:
@@ -111,7 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from ragft.experiments import compare, injection, sweep, tune
+    from ragft.experiments import compare, crossover, injection, sweep, tune
 
     top = argparse.ArgumentParser(prog="ragft", description=__doc__.split("\n")[0])
     sub = top.add_subparsers(dest="command", required=True, metavar="<command>")
@@ -132,6 +139,11 @@ def parser() -> argparse.ArgumentParser:
                        description=tune.__doc__.split("\n\n")[0])
     tune.add_arguments(p)
     p.set_defaults(func=_tune)
+
+    p = sub.add_parser("crossover", help="RAG against long context over corpora of growing size: where RAG becomes "
+                       "better or cheaper", description=crossover.__doc__.split("\n\n")[0])
+    crossover.add_arguments(p)
+    p.set_defaults(func=_crossover)
 
     p = sub.add_parser("injection", help="when does fine-tuning inject knowledge? one DVC experiment per knob setting, "
                        "compared with the reference and the published direction", description=injection.__doc__.split("\n\n")[0])

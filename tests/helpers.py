@@ -416,7 +416,8 @@ def write_evaluate_inputs(root: Path, n_questions: int = 60, seed: int = 0, base
     import random
 
     from ragft import paths
-    from ragft.arms import CONTEXTS, MODELS, Arm
+    from ragft.arms import DEFAULT_CONTEXTS as CONTEXTS
+    from ragft.arms import MODELS, Arm
     from ragft.io import write_json, write_jsonl
 
     rng = random.Random(seed)

@@ -387,6 +387,20 @@ class RobustnessConfig:
 
 
 @dataclass
+class LongContextConfig:
+    """The `long_context` context (arms.contexts): every document in the prompt, in one seeded order, the same for
+    every question (a shared prefix; the question last). A corpus that does not fit the model's window is refused
+    unless `max_tokens` sets a budget: then documents are taken in their order up to it."""
+
+    max_tokens: int | None = None    # None: the whole corpus or a refusal; else the corpus part's token budget
+    seed: int = SI("${seed}")        # the documents' order
+
+    def __post_init__(self) -> None:
+        _check(self.max_tokens is None or self.max_tokens > 0, "long_context.max_tokens", self.max_tokens,
+               "give a positive token budget, or null for the whole corpus")
+
+
+@dataclass
 class RetrievalConfig:
     """What retrieve ranks (depth, ks) and what the contexts stage puts in the prompt (top_k, distractors)."""
 
@@ -622,6 +636,10 @@ class InferenceConfig:
     # unmerged adapter adds ~25% to SmolLM2's); the sums differ in the last bits, so answers can too
     merge_adapter: bool = True
     cache: bool = True               # reuse a context's answers when its prompts, model and decoding are unchanged
+    # greedy prompts that all share at least this many leading tokens (long_context: the whole corpus) reuse the
+    # shared prefix's KV cache, computed once (0: never); the served engine sends one first so a server's
+    # prefix cache is warm for the rest
+    prefix_reuse_min_tokens: int = 256
     engine: Engine = Engine.hf       # hf: transformers in process; openai: an OpenAI-compatible server (inference.openai)
     openai: OpenAIEngineConfig = field(default_factory=OpenAIEngineConfig)
 
@@ -675,10 +693,13 @@ class CostsConfig:
     # (instead of tokens × the token prices)
     gpu_hour: float | None = None
     train_gpu_hour: float = 2.0      # price per hour of the training machine (× each fine-tuning run's train_seconds)
+    # price per million prompt tokens read from a provider's prompt cache: the shared prefix of a long_context
+    # arm (placeholder: half the input price, as OpenAI bills cached input; Anthropic bills a tenth)
+    cached_input_per_million: float = 0.075
     currency: str = "USD"
 
     def __post_init__(self) -> None:
-        for name in ("input_per_million", "output_per_million", "gpu_hour", "train_gpu_hour"):
+        for name in ("input_per_million", "output_per_million", "gpu_hour", "train_gpu_hour", "cached_input_per_million"):
             value = getattr(self, name)
             _check(value is None or 0 <= value < float("inf"), f"eval.costs.{name}", value,
                    "a price must be a finite number >= 0 (e.g. 0.15 per million tokens, 2.0 per hour)"
@@ -790,6 +811,7 @@ class Config:
     reranker: RerankerConfig = field(default_factory=RerankerConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    long_context: LongContextConfig = field(default_factory=LongContextConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)

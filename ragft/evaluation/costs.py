@@ -123,13 +123,18 @@ def _best(arms: Mapping[str, Mapping], names: Iterable[str], metric: str, design
 
 def decision(arms: Mapping[str, Mapping], differences: Mapping | None, verdict: Mapping,
              output: Mapping[str, float | None], prices: Mapping, metric: str, confidence: float,
-             unit: str | None = None, design: Design | None = None) -> dict:
+             unit: str | None = None, design: Design | None = None,
+             cached_prompt: Mapping[str, float] | None = None) -> dict:
     """metrics.json's ``decision`` block, from deterministic inputs only: the verdict's best deployable arm(s)
     (``best``) with their interval, the oracle arms as ``ceilings``, each arm's token counts and cost per 1,000
     queries priced by tokens, and for each fine-tuned arm against RAG its quality difference (paired interval)
     and its token saving. ``output``: arm → mean counted output tokens; ``prices``: eval.costs (PRICE_KEYS);
-    ``unit``: what the intervals are over (eval.cluster), said beside them."""
-    prices = {k: prices.get(k) for k in PRICE_KEYS}
+    ``unit``: what the intervals are over (eval.cluster), said beside them. ``cached_prompt``: arm → the prompt
+    tokens every query shares (a long_context arm's corpus), priced at ``cached_input_per_million`` in the arm's
+    ``cached_token_cost_per_1k`` (a provider's prompt caching); absent when no arm shares a prefix."""
+    cached_prompt = {a: n for a, n in (cached_prompt or {}).items() if n and a in arms}
+    cached_price = prices.get("cached_input_per_million")
+    prices = {k: prices.get(k) for k in PRICE_KEYS} | ({"cached_input_per_million": cached_price} if cached_prompt else {})
     block: dict[str, Any] = {"metric": metric, "confidence": confidence, "prices": prices, "unit": unit,
                              "rag": RAG if RAG in arms else None}
     block["best"] = _best(arms, verdict.get("best_arms") or [], metric, design)
@@ -142,6 +147,11 @@ def decision(arms: Mapping[str, Mapping], differences: Mapping | None, verdict: 
                           prices["output_per_million"])
         block["arms"][arm] = {"score": _num(m.get(metric)), "prompt_tokens": _num(m.get("mean_prompt_tokens")),
                               "output_tokens": _num(tokens), "token_cost_per_1k": None if cost is None else PER * cost}
+        if arm in cached_prompt and cost is not None and cached_price is not None:
+            shared = float(cached_prompt[arm])
+            block["arms"][arm]["cached_prompt_tokens"] = shared
+            block["arms"][arm]["cached_token_cost_per_1k"] = PER * (cost - shared * (prices["input_per_million"]
+                                                                                     - cached_price) / 1e6)
     block["comparisons"] = []
     for tuned, rag, kind in pairs(arms, design):
         d = paired(differences, tuned, rag)
@@ -175,6 +185,8 @@ def measured(block: Mapping, train_seconds: Mapping[str, Any], seconds: Mapping[
             a["cost_per_1k"] = None if c is None else PER * c
         else:
             a["cost_per_1k"] = a["token_cost_per_1k"]
+            if "cached_token_cost_per_1k" in a:
+                a["cached_cost_per_1k"] = a["cached_token_cost_per_1k"]
     models = sorted(set(train_seconds) | {c["model"] for c in out["comparisons"]})
     out["training"] = {m: {"seconds": _num(train_seconds.get(m)),
                            "cost": time_cost(train_seconds.get(m), prices["train_gpu_hour"])} for m in models}

@@ -216,9 +216,63 @@ class Generated:
     from_cache: bool
 
 
+def shared_prefix(prompts: list[list[int]]) -> int:
+    """How many leading tokens every prompt shares (each keeps at least one token of its own)."""
+    if len(prompts) < 2:
+        return 0
+    first, n = prompts[0], min(len(p) for p in prompts) - 1
+    for p in prompts[1:]:
+        k = 0
+        while k < n and p[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
+def generate_on_prefix(prompts: list[list[int]], model: Any, tokenizer: Any, gen_cfg: Any, prefix: int,
+                       batch_size: int, desc: str) -> tuple[list[str], list[int], list[float]]:
+    """Greedy continuations of prompts that share their first ``prefix`` tokens: the prefix's KV cache is computed
+    once, by one forward pass (transformers' prompt reuse: a DynamicCache filled once, copied per batch and
+    repeated over the batch's rows); each batch then prefills only its prompts' own tokens, left-padded between the
+    prefix and them and masked (the positions come from the attention mask, so each suffix continues the prefix).
+    Returns texts, output-token counts and per-prompt seconds (the prefix's pass spread over the prompts)."""
+    import copy
+
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        shared = DynamicCache()
+        model(input_ids=torch.tensor([prompts[0][:prefix]], device=device), past_key_values=shared, use_cache=True)
+    setup = time.perf_counter() - t0
+    pad = tokenizer.pad_token_id
+    texts, counts, seconds = [], [], []
+    for b in tqdm(range(0, len(prompts), batch_size), desc=f"{desc} (shared prefix of {prefix} tokens)", unit="batch"):
+        batch = [p[prefix:] for p in prompts[b:b + batch_size]]
+        width = max(len(s) for s in batch)
+        ids = [prompts[b][:prefix] + [pad] * (width - len(s)) + s for s in batch]
+        mask = [[1] * prefix + [0] * (width - len(s)) + [1] * len(s) for s in batch]
+        t0 = time.perf_counter()
+        cache = copy.deepcopy(shared)
+        if len(batch) > 1:
+            cache.batch_repeat_interleave(len(batch))
+        with torch.inference_mode():
+            out = model.generate(input_ids=torch.tensor(ids, device=device),
+                                 attention_mask=torch.tensor(mask, device=device), past_key_values=cache,
+                                 generation_config=gen_cfg)
+        new = out[:, prefix + width:]
+        texts += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+        counts += new_token_counts(new, gen_cfg.eos_token_id)
+        seconds += [(time.perf_counter() - t0) / len(batch) + setup / len(prompts)] * len(batch)
+    return texts, counts, seconds
+
+
 def generate(prompts: list[list[int]], model: Any, tokenizer: Any, gen_cfg: Any, *, batch_size: int, seed: int,
              cache: Any = None, identity: dict | None = None, decoding: dict | None = None,
-             longest_first: bool = True, desc: str = "generate") -> Generated:
+             longest_first: bool = True, desc: str = "generate", prefix_min: int = 0) -> Generated:
     """Every prompt's continuation, in batches: the one generation loop of ragft (the infer stage's answers,
     the generated questions). Sampling is seeded per batch (``seed`` and the batch's position), so the same
     prompts give the same texts on one CPU. ``longest_first`` batches long prompts together (less padding; a
@@ -226,16 +280,22 @@ def generate(prompts: list[list[int]], model: Any, tokenizer: Any, gen_cfg: Any,
 
     With ``cache`` (ragft.model.answer_cache) and the generator's ``identity``, prompts generated before with
     the same decoding (``gen_cfg`` plus ``decoding``: what else the texts depend on) are read back, counts and
-    timings included, instead of generated; new ones are written there."""
+    timings included, instead of generated; new ones are written there.
+
+    With ``prefix_min`` > 0, greedy decoding, and prompts that all share at least that many leading tokens (the
+    long_context arm: the whole corpus, then the question), the shared prefix is computed once
+    (``generate_on_prefix``); the answers are the same, the timings are the reuse's."""
     from tqdm.auto import tqdm
 
     bs = max(1, int(batch_size))
+    prefix = shared_prefix(prompts) if prefix_min > 0 and not gen_cfg.do_sample else 0
+    prefix = prefix if prefix >= prefix_min else 0
     cache_key = None
     if cache is not None and identity is not None:
         from ragft.model.answer_cache import key
 
         settings = {**gen_cfg.to_diff_dict(), "batch_size": bs, "seed": seed if gen_cfg.do_sample else None,
-                    "longest_first": longest_first, **(decoding or {})}
+                    "longest_first": longest_first, **(decoding or {}), **({"shared_prefix": prefix} if prefix else {})}
         cache_key = key(identity, prompts, settings)
         hit = cache.get(cache_key)
         if hit is not None and len(hit["answers"]) == len(prompts):
@@ -249,7 +309,10 @@ def generate(prompts: list[list[int]], model: Any, tokenizer: Any, gen_cfg: Any,
     counts: dict[int, int] = {}
     latencies: list[float] = []
     start = time.perf_counter()
-    for b in tqdm(range(0, len(order), bs), desc=desc, unit="batch"):
+    if prefix:
+        out_texts, out_counts, latencies = generate_on_prefix(prompts, model, tokenizer, gen_cfg, prefix, bs, desc)
+        texts, counts, order = dict(enumerate(out_texts)), dict(enumerate(out_counts)), []
+    for b in tqdm(range(0, len(order), bs), desc=desc, unit="batch", disable=not order):
         idx = order[b : b + bs]
         if gen_cfg.do_sample:
             from transformers import set_seed
@@ -268,8 +331,10 @@ def generate(prompts: list[list[int]], model: Any, tokenizer: Any, gen_cfg: Any,
         "seconds": total,
         "questions_per_second": n / total if total > 0 else math.nan,
         "mean_latency_seconds": sum(latencies) / n if n else math.nan,
-        "latency_note": "per question = batch wall time / batch size",
+        "latency_note": ("per question = batch wall time / batch size + the shared prefix's pass / questions"
+                         if prefix else "per question = batch wall time / batch size"),
         "batch_size": bs,
+        "shared_prefix_tokens": prefix,
         "device": str(next(model.parameters()).device),
     }
     result = Generated([texts[i] for i in range(n)], [counts[i] for i in range(n)], timings, False)
@@ -296,7 +361,8 @@ def answer_questions(rows: list[dict], model: Any, tokenizer: Any, cfg: Any, cac
         raise DataError(f"inference.max_new_tokens ({icfg.max_new_tokens}) leaves no room for a prompt in this model.")
     fitted = fit_prompts(rows, cfg, tokenizer, limit)
     out = generate([f.input_ids for f in fitted], model, tokenizer, generation_config(icfg, model, tokenizer),
-                   batch_size=icfg.batch_size, seed=icfg.seed, cache=cache, identity=identity)
+                   batch_size=icfg.batch_size, seed=icfg.seed, cache=cache, identity=identity,
+                   prefix_min=int(icfg.prefix_reuse_min_tokens))
     predictions = prediction_rows(fitted, out.texts, out.output_tokens)
     n = len(predictions)
     timings = {**out.timings,

@@ -1,4 +1,5 @@
-"""contexts: one prompt-context file per context arm (none, retrieved, oracle, oracle_distractors), for every
+"""contexts: one prompt-context file per context arm (none, retrieved, oracle, oracle_distractors, and long_context
+when arms.contexts selects it: an empty file otherwise, so its absence changes nothing), for every
 scored question (eval, dev when there is one, absent people's when there are); the robustness conditions and
 the storage probe (eval.storage_probe: each eval question's gold document up to its answer) for eval only."""
 
@@ -23,7 +24,9 @@ def contexts(cfg, run) -> None:
     ranked = read_jsonl(paths.RANKED)
     chunks = read_jsonl(paths.CHUNKS_FILE)
 
-    built = arms_contexts.build_all(questions, ranked, chunks, cfg.retrieval)
+    selected = "long_context" in [str(c) for c in cfg.arms.contexts]
+    built = arms_contexts.build_all(questions, ranked, chunks, cfg.retrieval,
+                                    read_documents(paths.DOCUMENTS) if selected else None, cfg.long_context.seed)
     # each file is written atomically on its own: an unchanged file keeps its hash, so its arms stay cached
     for kind, rows in built.items():
         write_jsonl(paths.context_file(kind), rows)

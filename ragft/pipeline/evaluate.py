@@ -65,7 +65,7 @@ def evaluate(cfg, run) -> None:
     from ragft.arms import Context, Design, product
     from ragft.config import ConfigError, plain
     from ragft.data.rows import read_scored_questions, split_rows
-    from ragft.evaluation import costs, factorial, judge, knowledge, planner, robustness, scoring
+    from ragft.evaluation import costs, factorial, judge, knowledge, long_context, planner, robustness, scoring
     from ragft.evaluation.stats import Resampling, clusters_of
     from ragft.evaluation.verdict import comparisons, verdict
     from ragft.finetune.contamination import contamination_report
@@ -108,6 +108,11 @@ def evaluate(cfg, run) -> None:
                                               other_split=qids["eval"] | qids["absent"])
         doc["dev"] = factorial.metrics_table(dev_scores, factorial.arm_intervals(dev_scores, rs))
     doc.update(knowledge_blocks(cfg, arms, qa, absent, scores, rs, qids))
+    if any(a.context == Context.long_context for a in arms):   # accuracy by the gold document's place in the prompt
+        corpus = read_jsonl(paths.context_file(Context.long_context))
+        doc["long_context"] = json_safe(long_context.score(
+            arms, qa, {a: s.per_question for a, s in scores.items()}, preds, len(corpus[0]["chunks"]) if corpus else 0,
+            rs, metric))
     judged = None
     if ev.judge.enabled:  # LLM-judged ragas metrics; NaN judgements stay NaN (null) and are counted
         texts_by_chunk, _ = scoring.chunk_texts(chunks)
@@ -124,8 +129,9 @@ def evaluate(cfg, run) -> None:
     # (training costs, time-priced costs, break-even volumes) only in the reports
     output = {a: costs.output_tokens(preds[a][q["qid"]] for q in qa) for a in preds}
     doc["decision"] = json_safe(costs.decision(doc["arms"], doc["differences"], doc["verdict"], output,
-                                               {k: ev.costs[k] for k in costs.PRICE_KEYS}, metric, ev.confidence,
-                                               str(ev.cluster), design), 9)
+                                               {k: ev.costs[k] for k in (*costs.PRICE_KEYS, "cached_input_per_million")}, metric, ev.confidence,
+                                               str(ev.cluster), design,
+                                               {a: t.get("shared_prefix_tokens") for a, t in timings.items()}), 9)
     doc["plan"] = json_safe(planner.plan(
         {a: [r[metric] for r in s.per_question] for a, s in scores.items()}, [q["qid"] for q in qa],
         comparisons(scores, design), rs.cluster_of, rs.unit, half_width=ev.plan.half_width, min_effect=ev.plan.min_effect,

@@ -108,6 +108,29 @@ class Served:
         return answer_served(rows, self.tokenizer, limit, self.cfg, self.served, self.identity, cache)
 
 
+def fit_long_context(rows: list[dict], cfg, base_dir, model_name: str) -> list[dict]:
+    """The long_context rows fitted to the base model's window (ragft.model.long_context), from its tokenizer and
+    config alone: a corpus that cannot fit is refused before the weights load."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig
+
+    from ragft.io import DataError
+    from ragft.model import long_context
+    from ragft.model.generation import max_positions
+    from ragft.model.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(base_dir)
+    where = f"infer@{model_name} ({base_dir})"
+    try:
+        window = max_positions(SimpleNamespace(config=AutoConfig.from_pretrained(base_dir)), tokenizer)
+    except DataError:
+        raise DataError(f"{base_dir}/config.json: the model declares no window (max_position_embeddings), so the "
+                        f"long_context arm cannot know whether the corpus fits. Fix: drop long_context from "
+                        f"arms.contexts for candidate {model_name!r}, or use a model that declares its window.") from None
+    return long_context.fit(rows, cfg, tokenizer, window, where)
+
+
 def infer(cfg, run) -> None:
     from omegaconf import OmegaConf
 
@@ -136,6 +159,8 @@ def infer(cfg, run) -> None:
         raise ConfigError("params.yaml: field 'eval.storage_probe' is true, but the storage probe continues document "
                           "text in process and inference.engine=openai answers through a server. Fix: set "
                           "eval.storage_probe=false, or inference.engine=hf.")
+    if "long_context" in contexts:   # the whole corpus fits the window, or a budget, or a refusal: before any load
+        contexts["long_context"] = fit_long_context(contexts["long_context"], cfg, base_dir, model_name)
     adapter = candidate.weights if candidate.is_tuned else None
     check = None
     if candidate.kind == "adapter":  # trained elsewhere: it must fit the base before anything is generated

@@ -100,6 +100,7 @@ class Report:
     retriever: str = ""                                     # the ranking, in words ("bm25, reranked by ...")
     retrieval_first_stage: dict = field(default_factory=dict)  # the retriever's metrics before the reranker
     robustness: dict = field(default_factory=dict)          # metrics/robustness.json (ragft.evaluation.robustness)
+    long_context: dict = field(default_factory=dict)        # metrics.json's long_context: arm → by gold position
     decision: dict = field(default_factory=dict)            # ragft.evaluation.costs.measured(metrics.json's decision)
     dev: dict[str, dict] = field(default_factory=dict)      # arm → its metrics on the dev split (dataset.dev_fraction)
     # what the models know (ragft.evaluation.knowledge): model → storage probe, arm → abstention, group → arm → score
@@ -221,8 +222,15 @@ class Report:
             rows.append({"arm": arm, "label": self.labels[arm], "score": m.get(self.metric),
                          "ci": m.get(f"{self.metric}_ci"), "prompt_tokens": d.get("prompt_tokens"),
                          "output_tokens": d.get("output_tokens"), "deployable": arms_vocabulary.Arm.parse(arm).deployable,
-                         "seconds": d.get("seconds_per_query"), "cost": money(d.get("cost_per_1k"))})
+                         "seconds": d.get("seconds_per_query"), "cost": money(d.get("cost_per_1k")),
+                         "cached_cost": money(d["cached_cost_per_1k"]) if d.get("cached_cost_per_1k") is not None else ""})
         return rows
+
+    @property
+    def decision_cached(self) -> bool:
+        """Whether an arm shares a prompt prefix (long_context): the table adds its cost with prompt caching and
+        every arm's seconds per question (the three-way comparison: RAG, fine-tuning, long context)."""
+        return any(d.get("cached_cost_per_1k") is not None for d in self.decision.get("arms", {}).values())
 
     @property
     def robustness_models(self) -> dict[str, dict]:
@@ -374,6 +382,7 @@ def build_report(doc: dict, per_question: dict[str, list[dict]], qa: list[dict],
         retriever=retriever_text(retrieval or {}),
         retrieval_first_stage=(retrieval or {}).get("first_stage", {}),
         robustness=robustness or {},
+        long_context=doc.get("long_context") or {},
         decision=decision or {},
         dev={a: doc["dev"][a] for a in arm_names if a in doc.get("dev", {})},
         storage=doc.get("storage") or {},

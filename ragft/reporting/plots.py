@@ -17,7 +17,7 @@ from ragft.arms import CONTEXTS, MODELS, Arm, contexts_of, models_of, ordered
 
 # Colour encodes the context, marker the model (colour-blind safe, Okabe-Ito), in every figure; names
 # and order come from the experiment's vocabulary (ragft.arms), unknown ones get the extras in turn.
-CONTEXT_COLOURS = dict(zip(CONTEXTS, ("#999999", "#0072B2", "#009E73", "#E69F00")))
+CONTEXT_COLOURS = dict(zip(CONTEXTS, ("#999999", "#0072B2", "#009E73", "#E69F00", "#CC79A7")))
 EXTRA_COLOURS = ("#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
 MODEL_MARKERS = dict(zip(MODELS, ("o", "s", "^")))
 MODEL_COLOURS = dict(zip(MODELS, ("#000000", "#CC79A7", "#D55E00")))  # lines per model (loss curves)
@@ -419,4 +419,35 @@ def knob_effects(record: dict):
                   fontsize="x-small")
     ax.set_title(f"injection {record['name']}")
     ax.legend(fontsize="small")
+    return fig
+
+
+def crossover(record: dict):
+    """`ragft crossover`: RAG and long context against the corpus's size (the long-context prompt's tokens): the
+    primary metric with CI bars (left), cost per 1,000 queries (right; long context also with prompt caching)."""
+    rows = [r for r in record["rows"] if r.get("rag") and r.get("long")]
+    if not rows:
+        return None
+    xs = [r["long"]["prompt_tokens"] or r["people"] for r in rows]
+    fig = _figure(9.5, 3.6)
+    quality, cost = fig.subplots(1, 2)
+    for key, label, colour in (("rag", "RAG (base + retrieved)", CONTEXT_COLOURS["retrieved"]),
+                               ("long", "long context (whole corpus)", CONTEXT_COLOURS["long_context"])):
+        est = [100 * (r[key]["estimate"] or 0) for r in rows]
+        lo = [max(0.0, e - 100 * (r[key]["ci_low"] if r[key]["ci_low"] is not None else r[key]["estimate"] or 0))
+              for e, r in zip(est, rows)]
+        hi = [max(0.0, 100 * (r[key]["ci_high"] if r[key]["ci_high"] is not None else r[key]["estimate"] or 0) - e)
+              for e, r in zip(est, rows)]
+        quality.errorbar(xs, est, yerr=[lo, hi], marker="o", capsize=3, color=colour, label=label)
+        cost.plot(xs, [r[key]["cost_per_1k"] for r in rows], marker="o", color=colour, label=label)
+    cached = [r["long"].get("cached_cost_per_1k") for r in rows]
+    if any(c is not None for c in cached):
+        cost.plot(xs, cached, marker="o", linestyle="--", color=CONTEXT_COLOURS["long_context"],
+                  label="long context, prompt caching")
+    for ax in (quality, cost):
+        ax.set_xlabel("corpus in the prompt (tokens)")
+        ax.legend(fontsize="x-small")
+    quality.set_ylabel(f"{rows[0].get('metric', 'match')} (%)")
+    cost.set_ylabel("USD per 1,000 queries")
+    fig.suptitle("Where RAG overtakes long context")
     return fig

@@ -5,6 +5,10 @@
 - oracle              the gold document's chunks (what a perfect retriever would return): the ceiling;
 - oracle_distractors  the gold chunks plus the best-ranked *non-gold* retrieved chunks, shuffled with a
                       seed: can the model pick the right passage among plausible wrong ones?
+- long_context        every document, whole, in one seeded order that is the same for every question (Chan et
+                      al. 2024, "Don't Do RAG"): the prompt's corpus part is a shared prefix, the question comes
+                      last. Written only when arms.contexts selects it (else empty); the infer stage fits it to
+                      the model's window, or refuses (ragft/model/long_context.py).
 
 Each arm gets its own file, so changing retrieval reruns only the arms that read retrieved chunks.
 """
@@ -13,9 +17,10 @@ from __future__ import annotations
 
 import random
 
+from ragft.arms import DOCUMENT_CHUNK
 from ragft.io import DataError
 
-BUILDERS = ("none", "retrieved", "oracle", "oracle_distractors")
+BUILDERS = ("none", "retrieved", "oracle", "oracle_distractors", "long_context")
 
 
 def none_contexts(questions: list[dict]) -> list[dict]:
@@ -100,8 +105,25 @@ def oracle_distractor_contexts(
     return rows
 
 
-def build_all(questions: list[dict], ranked: list[dict], chunks: list[dict], retrieval_cfg) -> dict[str, list[dict]]:
-    """Every context arm's rows, keyed by arm name."""
+def corpus_order(documents: list[dict], seed: int) -> list[dict]:
+    """The documents in the long-context prompt's order: shuffled once with ``seed`` (from the doc-id order), so no
+    document sits first because of its name, and every question sees the same prefix."""
+    order = sorted(documents, key=lambda d: str(d["doc_id"]))
+    random.Random(f"long_context:{seed}").shuffle(order)
+    return order
+
+
+def long_context_contexts(questions: list[dict], documents: list[dict], seed: int) -> list[dict]:
+    """Every document, whole (its title as a heading line), in ``corpus_order``, for every question."""
+    corpus = [{"chunk_id": f"{DOCUMENT_CHUNK}{d['doc_id']}", "doc_id": str(d["doc_id"]), "score": None,
+               "text": f"{d['title']}\n{d['text']}" if d.get("title") else d["text"]}
+              for d in corpus_order(documents, seed)]
+    return [{"qid": q["qid"], "question": q["question"], "chunks": corpus} for q in sorted(questions, key=lambda q: q["qid"])]
+
+
+def build_all(questions: list[dict], ranked: list[dict], chunks: list[dict], retrieval_cfg,
+              documents: list[dict] | None = None, long_context_seed: int | None = None) -> dict[str, list[dict]]:
+    """Every context arm's rows, keyed by arm name; long_context's only with ``documents`` (when selected)."""
     return {
         "none": none_contexts(questions),
         "retrieved": retrieved_contexts(questions, ranked, chunks, retrieval_cfg.top_k),
@@ -109,4 +131,5 @@ def build_all(questions: list[dict], ranked: list[dict], chunks: list[dict], ret
         "oracle_distractors": oracle_distractor_contexts(
             questions, ranked, chunks, retrieval_cfg.distractors, retrieval_cfg.seed
         ),
+        "long_context": long_context_contexts(questions, documents, int(long_context_seed or 0)) if documents else [],
     }

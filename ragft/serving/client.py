@@ -151,14 +151,17 @@ def _settings_of(request: Request, settings: dict) -> dict:
 
 
 def answer_requests(requests: list[Request], ocfg: Any, icfg: Any, model: str, identity: dict,
-                    cache: Any) -> tuple[list[str], list[int | None], dict]:
+                    cache: Any, warm_first: bool = False) -> tuple[list[str], list[int | None], dict]:
     """Every request's answer and its output tokens as the server counted them (``usage.completion_tokens``;
     None where the server reports no usage), in order, and the timings: ``requests`` sent, ``from_cache``, wall
-    seconds."""
-    return asyncio.run(_answer_all(requests, ocfg, icfg, model, identity, cache))
+    seconds. ``warm_first``: requests sharing a long prefix (long_context) are sent one first, alone, then the
+    rest concurrently, so a server's prefix cache (vLLM --enable-prefix-caching, llama.cpp's cache_prompt, on
+    by default in its server) holds the prefix before the others arrive."""
+    return asyncio.run(_answer_all(requests, ocfg, icfg, model, identity, cache, warm_first))
 
 
-async def _answer_all(requests, ocfg, icfg, model, identity, cache) -> tuple[list[str], list[int | None], dict]:
+async def _answer_all(requests, ocfg, icfg, model, identity, cache,
+                      warm_first: bool = False) -> tuple[list[str], list[int | None], dict]:
     from openai import APIConnectionError, APIStatusError, APITimeoutError
     from tqdm.auto import tqdm
 
@@ -205,8 +208,13 @@ async def _answer_all(requests, ocfg, icfg, model, identity, cache) -> tuple[lis
 
     start = time.perf_counter()
     try:
+        if warm_first and len(todo) > 1:   # the shared prefix is computed once and cached by the server
+            await ask(todo[0])
+            todo_rest = todo[1:]
+        else:
+            todo_rest = todo
         async with asyncio.TaskGroup() as group:
-            for i in todo:
+            for i in todo_rest:
                 group.create_task(ask(i))
     except* (APIConnectionError, APITimeoutError, APIStatusError) as errors:
         err = errors.exceptions[0]
@@ -258,9 +266,16 @@ def answer_served(rows: list[dict], tokenizer: Any, limit: int, cfg: Any, model:
     """``answer_questions`` through the server: the same fitted prompts and prediction rows."""
     from ragft.model.generation import fit_prompts, prediction_rows
 
+    from ragft.model.generation import shared_prefix
+
     fitted = fit_prompts(rows, cfg, tokenizer, limit)
     requests = build_requests(fitted, cfg, tokenizer)
-    answers, counts, timings = answer_requests(requests, cfg.inference.openai, cfg.inference, model, identity, cache)
+    prefix = shared_prefix([f.input_ids for f in fitted])
+    reuse = int(cfg.inference.prefix_reuse_min_tokens)
+    prefix = prefix if reuse and prefix >= reuse else 0
+    answers, counts, timings = answer_requests(requests, cfg.inference.openai, cfg.inference, model, identity, cache,
+                                               warm_first=bool(prefix))
+    timings["shared_prefix_tokens"] = prefix
     missing = sum(c is None for c in counts)
     if missing:  # a server without usage: the answer's tokens by the model's own tokenizer (what it decoded from)
         log.warning("%s reported no usage for %d of %d answers: their output tokens are counted with the model's "

@@ -284,6 +284,41 @@ def test_top_k_change_regenerates_only_the_retrieved_arms(repo):
     assert len(top_k) == 2
 
 
+def test_selecting_long_context_reruns_contexts_infer_and_evaluate_only(repo):
+    """The long_context arm (every document in the prompt, one seeded order): selecting it reruns contexts (which
+    now writes long_context.jsonl), every infer@ (the other contexts' answers from the answer cache) and evaluate.
+    The tiny corpus does not fit the scratch model's 256 positions: without a budget the infer stages refuse it
+    before loading a model; with long_context.max_tokens the documents are taken in their order up to it, and
+    metrics.json scores each arm by where the gold document sat and how much of the corpus each question saw."""
+    contexts = "arms.contexts=[none,retrieved,oracle,oracle_distractors,long_context]"
+    try:
+        ran = repo.ran(repo.dvc("exp", "run", "-S", contexts, "-S", "long_context.max_tokens=200").stdout)
+        cached = {f"{m}-{c}": json.loads((repo.root / paths.predictions_dir(m, c) / paths.TIMINGS).read_text())
+                  ["from_cache"] for m in MODELS for c in CONTEXTS}
+        metrics = json.loads((repo.root / paths.EVAL_METRICS).read_text())
+        first = json.loads((repo.root / paths.predictions_dir("base", "long_context") / paths.PREDICTIONS_FILE)
+                           .read_text().splitlines()[0])
+        html = (repo.root / paths.HTML_REPORT).read_text()
+        repo.reset()
+        refused = repo.dvc("exp", "run", "-S", contexts, check=False)
+    finally:
+        repo.reset()
+    assert refused.returncode != 0
+    assert "the long_context arm needs the whole corpus" in refused.stdout + refused.stderr
+    assert "-S long_context.max_tokens=" in refused.stdout + refused.stderr
+    assert ran == {"check_params", "contexts", "evaluate"} | INFERS
+    assert all(cached.values())                                   # the other arms: the same answers, from the cache
+    block = metrics["long_context"]
+    assert set(block) == {f"{m}-long_context" for m in MODELS}
+    lc = block["base-long_context"]
+    n = metrics["arms"]["base-long_context"]["n"]
+    assert 0 < lc["corpus_share"] < 1 and "not in prompt" in lc["position"]          # the budget left documents out
+    assert sum(p["questions"] for p in lc["position"].values()) == n
+    assert lc["gold_in_prompt"] == pytest.approx(1 - lc["position"]["not in prompt"]["questions"] / n)
+    assert all(c.startswith("doc:") for c in first["chunk_ids"]) and first["prompt_tokens"] <= 256 - 6
+    assert 'id="long_context"' in html and "by where the answer sits" in html
+
+
 def test_finetune_change_reruns_finetuned_arms_not_base_arms(repo):
     assert changed_params(repo, {"finetune": {"lr": 0.002}}) == FINETUNES
     users = set().union(*(downstream(repo, f) for f in FINETUNES))

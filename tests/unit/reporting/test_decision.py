@@ -176,7 +176,7 @@ def test_money(value, expected):
 
 def test_costs_config_defaults_are_composed_into_params_yaml(default_cfg):
     want = {"input_per_million": 0.15, "output_per_million": 0.6, "gpu_hour": None, "train_gpu_hour": 2.0,
-            "currency": "USD"}
+            "cached_input_per_million": 0.075, "currency": "USD"}
     assert OmegaConf.to_container(default_cfg.eval.costs) == want
     assert compose_conf()["eval"]["costs"] == want   # a fresh composition, not the developer's workspace params.yaml
 

@@ -15,7 +15,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from ragft import paths
-from ragft.arms import CONTEXTS, MODELS
+from ragft.arms import DEFAULT_CONTEXTS as CONTEXTS
+from ragft.arms import MODELS
 from ragft.reporting.render import escape_md, number
 from ragft.reporting.summary import summary_text
 from tests.helpers import XSS, run_evaluate, write_evaluate_inputs
