@@ -317,5 +317,14 @@ def summary_lines(block: Mapping, methods: Mapping[str, str] | None = None) -> d
             f"after which its shorter prompt has paid for its training. Never when the fine-tuned arm is worse on "
             f"{unit} with a {level} CI excluding 0, or not cheaper per query. A fine-tuned model is assumed to cost "
             "the same per token as the base model; the index's build and storage are left out.")
-    return {"best": best_text, "break_even": lines, "assumptions": [prices + ".", basis, output, training, rule],
+    assumptions = [prices + ".", basis, output, training, rule]
+    cached = {a: d["cached_prompt_tokens"] for a, d in block.get("arms", {}).items() if d.get("cached_prompt_tokens")}
+    if cached and p.get("cached_input_per_million") is not None:
+        shared = ", ".join(f"{a} {n:,.0f}" for a, n in cached.items())
+        assumptions.append(
+            f"With prompt caching: the prompt tokens every query shares (the long-context corpus: {shared}) at "
+            f"{price(p['cached_input_per_million'], cur)} per million (eval.costs.cached_input_per_million, a "
+            "provider's price for cached input; placeholder), the rest at the input price. It assumes the cache stays "
+            "warm: queries often enough that the provider keeps the prefix.")
+    return {"best": best_text, "break_even": lines, "assumptions": assumptions,
             "currency": cur, "basis": block.get("basis", "tokens")}

@@ -61,6 +61,24 @@ def test_cost_per_query_from_tokens_and_prices():
     assert costs.token_cost(None, 3, 0.15, 0.60) is None and costs.token_cost(float("nan"), 3, 0.15, 0.60) is None
 
 
+def test_a_shared_prefix_is_priced_with_and_without_prompt_caching():
+    """A long_context arm: 1,000 prompt tokens, 900 of them the corpus every query shares; cached at 0.075."""
+    arms = {**ARMS, "base-long_context": arm(0.5, 1000.0)}
+    prices = {**PRICES, "cached_input_per_million": 0.075}
+    b = costs.decision(arms, DIFFS, {"best_arms": ["raft-retrieved"]}, {a: 3.0 for a in arms}, prices, "match", 0.95,
+                       "document", None, {"base-long_context": 900, "base-retrieved": 0})
+    lc = b["arms"]["base-long_context"]
+    assert lc["token_cost_per_1k"] == pytest.approx((1000 * 0.15 + 3 * 0.6) / 1e3)
+    assert lc["cached_token_cost_per_1k"] == pytest.approx((100 * 0.15 + 900 * 0.075 + 3 * 0.6) / 1e3)
+    assert "cached_token_cost_per_1k" not in b["arms"]["base-retrieved"] and b["prices"]["cached_input_per_million"]
+    m = costs.measured(b, TRAIN, {a: 0.1 for a in arms})
+    assert m["arms"]["base-long_context"]["cached_cost_per_1k"] == pytest.approx(lc["cached_token_cost_per_1k"])
+    said = costs.summary_lines(m)["assumptions"][-1]
+    assert said.startswith("With prompt caching: the prompt tokens every query shares") and "base-long_context 900" in said
+    plain = block(ARMS, DIFFS)   # no shared prefix: the block (metrics.json) is as before
+    assert "cached_input_per_million" not in plain["prices"]
+
+
 def test_output_tokens_are_the_rows_counts():
     counted = [{"answer": "a b c", "output_tokens": 4}, {"answer": "", "output_tokens": 2}]
     assert costs.output_tokens(counted) == 3.0 and costs.output_tokens([]) is None
