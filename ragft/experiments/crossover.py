@@ -155,15 +155,11 @@ def plot(record: dict) -> bytes | None:
 
 
 def write_results(record: dict, root: Path = Path(".")) -> list[Path]:
-    from ragft.experiments.sweep import SWEEPS_DIR, write_outputs, write_record
+    from ragft.experiments.sweep import record_knob_sweep, write_outputs
 
     written = write_outputs(root / CROSSOVER_DIR / record["name"], record, render(record), plot(record))
-    write_record(root / SWEEPS_DIR / f"{record['name']}.json", {
-        "name": record["name"], "kind": "crossover",
-        "created": datetime.now().astimezone().isoformat(timespec="seconds"), "overrides": record["fixed"],
-        "jobs": 1, "baseline_rev": record.get("baseline_rev", ""), "wall_seconds": record["wall_seconds"],
-        "drained": not record["problems"], "problems": record["problems"],
-        "experiments": [{"name": r["experiment"], "state": r["state"]} for r in record["rows"]]})
+    record_knob_sweep(root, {**record, "jobs": 1, "experiments": [{"name": r["experiment"], "state": r["state"]}
+                                                                  for r in record["rows"]]}, "crossover")
     return written
 
 

@@ -275,15 +275,11 @@ def plot(record: dict) -> bytes | None:
 
 def write_results(record: dict, root: Path = Path(".")) -> list[Path]:
     """reports/injection/<name>.{json,md,png} and reports/sweeps/<name>.json (for `ragft compare --sweep`)."""
-    from ragft.experiments.sweep import SWEEPS_DIR, write_outputs, write_record
+    from ragft.experiments.sweep import record_knob_sweep, write_outputs
 
     written = write_outputs(root / INJECTION_DIR / record["name"], record, render(record), plot(record))
-    write_record(root / SWEEPS_DIR / f"{record['name']}.json", {
-        "name": record["name"], "kind": "injection",
-        "created": datetime.now().astimezone().isoformat(timespec="seconds"), "overrides": record["fixed"],
-        "jobs": record["jobs"], "baseline_rev": record.get("baseline_rev", ""), "wall_seconds": record["wall_seconds"],
-        "drained": not record["problems"], "problems": record["problems"],
-        "experiments": [{"name": r["experiment"], "state": r["state"]} for r in record["settings"]]})
+    record_knob_sweep(root, {**record, "experiments": [{"name": r["experiment"], "state": r["state"]}
+                                                       for r in record["settings"]]}, "injection")
     return written
 
 

@@ -337,6 +337,16 @@ def write_record(path: Path, entry: dict[str, Any]) -> None:
     write_json(path, entry)
 
 
+def record_knob_sweep(root: Path, record: dict[str, Any], kind: str) -> None:
+    """reports/sweeps/<name>.json of a knob sweep (`ragft injection`, `ragft crossover`): its shared overrides
+    (``record["fixed"]``) and experiments (``record["experiments"]``: name, state), for `ragft compare --sweep`."""
+    write_record(root / SWEEPS_DIR / f"{record['name']}.json", {
+        "name": record["name"], "kind": kind, "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "overrides": record["fixed"], "jobs": record["jobs"], "baseline_rev": record.get("baseline_rev", ""),
+        "wall_seconds": record["wall_seconds"], "drained": not record["problems"], "problems": record["problems"],
+        "experiments": record["experiments"]})
+
+
 def _exp_entry(name: str, state: Shown | None) -> dict[str, Any]:
     return {"name": name, "rev": state.rev, "state": state.state} if state else {"name": name, "state": "missing"}
 

@@ -69,3 +69,14 @@ def test_bad_sizes_are_refused_before_anything_runs(caplog):
     args = argparse.Namespace(sizes="12,lots", overrides=[], name=None)
     assert crossover.run(args) == 2 and "give comma-separated integers" in caplog.text
     assert crossover.run(argparse.Namespace(sizes="1", overrides=[], name=None)) == 2
+
+
+def test_the_result_files_and_the_sweep_record_for_ragft_compare(tmp_path):
+    import json
+
+    record = crossover.run_sizes([12, 48], [], "cx", StandIn())
+    written = crossover.write_results(record, tmp_path)
+    assert sorted(p.suffix for p in written) == [".json", ".md", ".png"]
+    sweep = json.loads((tmp_path / "reports/sweeps/cx.json").read_text())
+    assert sweep["kind"] == "crossover" and [e["name"] for e in sweep["experiments"]] == ["cx-p12", "cx-p48"]
+    assert sweep["overrides"] == crossover.FIXED and sweep["drained"]
