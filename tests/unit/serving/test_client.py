@@ -181,3 +181,40 @@ def test_a_served_candidate_with_a_dead_endpoint_fails_before_any_work(monkeypat
     with pytest.raises(ConfigError, match=rf"{url}/models is unreachable"):
         Served(cfg, "api", tmp_path / "models/base", None)   # no base folder needed: it fails before loading
     assert calls == [(f"{url}/models", client.PROBE_TIMEOUT)]
+
+
+class Timed(Scripted):
+    """Scripted, recording when each request arrived and when its answer left (each takes 0.2 s)."""
+
+    spans: list[tuple[float, float]] = []
+
+    def do_POST(self):
+        import time
+
+        start = time.monotonic()
+        time.sleep(0.2)
+        super().do_POST()
+        type(self).spans.append((start, time.monotonic()))
+
+
+def test_requests_sharing_a_long_prefix_send_one_first_so_the_servers_prefix_cache_is_warm(tmp_path):
+    """long_context: one request alone, then the rest concurrently (vLLM's prefix caching, llama.cpp's
+    cache_prompt: the prefix is computed once, by the first); without it, they all start together."""
+    Timed.posts, Timed.fail, Timed.fail_after, Timed.usage = [], [], None, True
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Timed)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        for warm in (True, False):
+            Timed.spans = []
+            answers, _, _ = client.answer_requests(REQUESTS, ocfg(url_of(srv), concurrency=4), ICFG, "m", {"id": 1},
+                                                   None, warm_first=warm)
+            assert answers == [f"answer to q{i}" for i in range(5)]
+            first_done = min(end for _, end in Timed.spans)
+            started_before = sum(start < first_done for start, _ in Timed.spans)
+            if warm:      # nothing else is sent before the first answer is back
+                assert started_before == 1
+            else:         # concurrency 4: several start at once (how many depends on the machine's load)
+                assert started_before > 1
+    finally:
+        srv.shutdown()
+        srv.server_close()
