@@ -160,7 +160,8 @@ def clean(docs: list[PdfText]) -> list[str]:
     for d, doc in enumerate(docs):
         masks = [" ".join(m.lower().split()) for m in (doc.title, doc.path.name, doc.path.stem)]
         for p, lines in enumerate(doc.pages):
-            for j in {*sum(_edges(lines), [])}:
+            top, bottom = _edges(lines)
+            for j in {*top, *bottom}:
                 edge[d, p, j] = _signature(lines[j].text, masks)
     across = Counter(sig for _, sig in {(d, sig) for (d, _, _), sig in edge.items()})   # documents per signature
     corpus_min = max(3, math.ceil(len(docs) / 2))

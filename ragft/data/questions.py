@@ -40,8 +40,8 @@ from __future__ import annotations
 import logging
 import random
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ragft.text import NearDuplicates, normalize_answer

@@ -173,11 +173,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import subprocess
 
     from ragft.config import ConfigError, validate
     from ragft.config.compose import compose_conf
     from ragft.experiments.sweep import SweepError, claim_name, dvc_root
+    from ragft.tracking.lineage import git_commit
 
     try:
         sizes = sorted({int(s) for s in str(args.sizes).split(",") if s.strip()})
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         for n in sizes:   # every size composes into a valid params.yaml before anything runs
             validate(compose_conf(overrides=[*FIXED, *args.overrides, f"dataset.n_people={n}"]))
         name = claim_name(args.name, "crossover", CROSSOVER_DIR, lambda nm: {f"{nm}-p{n}" for n in sizes}, root)
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+        head = git_commit()
         record = run_sizes(sizes, list(args.overrides), name)
         record["baseline_rev"] = head
         written = write_results(record, root)

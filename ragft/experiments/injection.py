@@ -295,9 +295,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import subprocess
 
     from ragft.experiments.sweep import SweepError, claim_name, dvc_root
+    from ragft.tracking.lineage import git_commit
 
     try:
         plan = load_plan(args.plan, args.jobs)     # the file alone: before anything else
@@ -308,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
         check_plan(plan)
         name = claim_name(args.name, "injection", INJECTION_DIR, lambda n: {f"{n}-{s.name}" for s in plan.settings},
                           root)
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+        head = git_commit()
         record = run_plan(plan, name)
         record["baseline_rev"] = head
         written = write_results(record, root)

@@ -504,9 +504,9 @@ def run(args: argparse.Namespace) -> int:
         check_search(search)
         name = claim_name(args.name, "tune", TUNE_DIR, lambda n: {f"{n}-default", *(f"{n}-t{i}" for i in
                                                                           range(search.trials))}, root)
-        import subprocess
+        from ragft.tracking.lineage import git_commit
 
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+        head = git_commit()
         record = run_search(search, name)
         record["baseline_rev"] = head     # `ragft compare --sweep <name>` reads the trials from this baseline
         written = write_results(record, root)

@@ -311,19 +311,20 @@ def generate(prompts: list[list[int]], model: Any, tokenizer: Any, gen_cfg: Any,
     start = time.perf_counter()
     if prefix:
         out_texts, out_counts, latencies = generate_on_prefix(prompts, model, tokenizer, gen_cfg, prefix, bs, desc)
-        texts, counts, order = dict(enumerate(out_texts)), dict(enumerate(out_counts)), []
-    for b in tqdm(range(0, len(order), bs), desc=desc, unit="batch", disable=not order):
-        idx = order[b : b + bs]
-        if gen_cfg.do_sample:
-            from transformers import set_seed
+        texts, counts = dict(enumerate(out_texts)), dict(enumerate(out_counts))
+    else:
+        for b in tqdm(range(0, len(order), bs), desc=desc, unit="batch"):
+            idx = order[b : b + bs]
+            if gen_cfg.do_sample:
+                from transformers import set_seed
 
-            set_seed(int(seed) * 100_003 + b)
-        t0 = time.perf_counter()
-        out, n_new = generate_batch(model, tokenizer, [prompts[i] for i in idx], gen_cfg)
-        per_q = (time.perf_counter() - t0) / len(idx)
-        latencies += [per_q] * len(idx)
-        texts.update(zip(idx, out))
-        counts.update(zip(idx, n_new))
+                set_seed(int(seed) * 100_003 + b)
+            t0 = time.perf_counter()
+            out, n_new = generate_batch(model, tokenizer, [prompts[i] for i in idx], gen_cfg)
+            per_q = (time.perf_counter() - t0) / len(idx)
+            latencies += [per_q] * len(idx)
+            texts.update(zip(idx, out))
+            counts.update(zip(idx, n_new))
     total = time.perf_counter() - start
     n = len(prompts)
     timings = {

@@ -142,8 +142,10 @@ def evaluate(cfg, run) -> None:
     scoring_seconds = time.perf_counter() - t0
     log.info("scored %d arms x %d questions in %.1f s", len(arms), len(qa), scoring_seconds)
 
+    # what each example's context arms put in the prompt; not long_context's: the same whole corpus for every
+    # question (its section says so), which would repeat in every example
     contexts = {c: {r["qid"]: r["chunks"] for r in read_jsonl(paths.context_file(c))}
-                for c in dict.fromkeys(a.context for a in arms) if c != Context.none}
+                for c in dict.fromkeys(a.context for a in arms) if c not in (Context.none, Context.long_context)}
     report = build_report(
         doc, {a: s.per_question for a, s in scores.items()}, qa, contexts=contexts, timings=timings,
         base_manifest=arm_info[arms[0].name]["base_model"], finetune=trained, methods=tuned_with,

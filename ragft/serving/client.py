@@ -264,9 +264,7 @@ def build_requests(fitted: list, cfg: Any, tokenizer: Any) -> list[Request]:
 def answer_served(rows: list[dict], tokenizer: Any, limit: int, cfg: Any, model: str, identity: dict,
                   cache: Any) -> tuple[list[dict], dict]:
     """``answer_questions`` through the server: the same fitted prompts and prediction rows."""
-    from ragft.model.generation import fit_prompts, prediction_rows
-
-    from ragft.model.generation import shared_prefix
+    from ragft.model.generation import fit_prompts, prediction_rows, shared_prefix
 
     fitted = fit_prompts(rows, cfg, tokenizer, limit)
     requests = build_requests(fitted, cfg, tokenizer)

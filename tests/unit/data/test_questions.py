@@ -157,7 +157,7 @@ def test_the_default_writer_is_the_best_offline_model_installed(tmp_path, monkey
     writer = validate(compose_conf(overrides=local)).dataset.generate.writers[0]
     preset = OmegaConf.load("conf/model/qwen_coder.yaml")
     assert (preset.path, preset.sha256) == (writer.path, writer.sha256)
-    makefile = open("Makefile").read()
+    makefile = Path("Makefile").read_text()
     assert writer.path.replace("~", "$(HOME)") in makefile and writer.sha256 in makefile
 
 
